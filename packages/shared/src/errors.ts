@@ -1,0 +1,62 @@
+/**
+ * Every rejection a site, an operator or a caller can see carries a stable code and a sentence that says
+ * what to do. Messages never contain raw flow values or feature values: callers pass counts, names and
+ * fingerprints only.
+ */
+export const ErrorCode = {
+  // protocol and codec
+  DECODE: 'FEDMETA_ERR_DECODE',
+  OVERSIZE: 'FEDMETA_ERR_OVERSIZE',
+  SCHEMA: 'FEDMETA_ERR_MESSAGE_SCHEMA',
+  NON_FINITE: 'FEDMETA_ERR_NON_FINITE',
+  WRONG_LENGTH: 'FEDMETA_ERR_WRONG_LENGTH',
+  PROTOCOL_VERSION: 'FEDMETA_ERR_PROTOCOL_VERSION',
+  // federation
+  UNAUTHENTICATED: 'FEDMETA_ERR_UNAUTHENTICATED',
+  UNKNOWN_SITE: 'FEDMETA_ERR_UNKNOWN_SITE',
+  REVOKED: 'FEDMETA_ERR_REVOKED',
+  TOKEN_REUSED: 'FEDMETA_ERR_TOKEN_REUSED',
+  SCHEMA_MISMATCH: 'FEDMETA_ERR_SCHEMA_MISMATCH',
+  STALE_ROUND: 'FEDMETA_ERR_STALE_ROUND',
+  DUPLICATE_UPDATE: 'FEDMETA_ERR_DUPLICATE_UPDATE',
+  NOT_READY: 'FEDMETA_ERR_NOT_READY',
+  RATE_LIMITED: 'FEDMETA_ERR_RATE_LIMITED',
+  NO_QUORUM: 'FEDMETA_ERR_NO_QUORUM',
+  // maths
+  PRECONDITION: 'FEDMETA_ERR_PRECONDITION',
+  SHAPE: 'FEDMETA_ERR_SHAPE',
+  // features and data
+  MISSING_COLUMNS: 'FEDMETA_ERR_MISSING_COLUMNS',
+  BAD_SCHEMA_FILE: 'FEDMETA_ERR_BAD_SCHEMA_FILE',
+  NO_ROWS: 'FEDMETA_ERR_NO_ROWS',
+  // runtime and configuration
+  BACKEND_UNAVAILABLE: 'FEDMETA_ERR_BACKEND_UNAVAILABLE',
+  CONFIG: 'FEDMETA_ERR_CONFIG',
+  STATE_CORRUPT: 'FEDMETA_ERR_STATE_CORRUPT',
+} as const;
+
+export type ErrorCode = (typeof ErrorCode)[keyof typeof ErrorCode];
+
+/** Wire form of an error: what a peer receives. */
+export interface WireError {
+  code: ErrorCode;
+  message: string;
+}
+
+export class FedmetaError extends Error {
+  readonly code: ErrorCode;
+
+  constructor(code: ErrorCode, message: string, options?: { cause?: unknown }) {
+    super(`${code}: ${message}`, options);
+    this.name = 'FedmetaError';
+    this.code = code;
+  }
+
+  toWire(): WireError {
+    return { code: this.code, message: this.message };
+  }
+}
+
+export function isFedmetaError(e: unknown, code?: ErrorCode): e is FedmetaError {
+  return e instanceof FedmetaError && (code === undefined || e.code === code);
+}
