@@ -1,0 +1,63 @@
+import type { OptimizerState, ParamManifest, RoundTask, ModelSpec, AggregatorConfig, OptimizerConfig } from '@fedmeta/shared';
+
+/** Per-site metrics reported with an update, after adaptation on the site's query episodes. */
+export interface SiteRoundMetrics {
+  siteId: string;
+  examples: number;
+  episodes: number;
+  supportLoss: number;
+  queryLoss: number;
+  /** Optional validation score the site measured after adapting (F1 on its held-back query flows). */
+  valF1?: number;
+}
+
+export interface RoundRecord {
+  round: number;
+  /** The version the round started from; a committed round produces version + 1. */
+  fromVersion: number;
+  status: 'committed' | 'aborted';
+  startedAt: string;
+  endedAt: string;
+  sampled: string[];
+  accepted: number;
+  rejected: Record<string, number>;
+  /** Mean of the sites' metrics, weighted by examples. */
+  meanQueryLoss?: number;
+  meanValF1?: number;
+  sites: SiteRoundMetrics[];
+  reason?: string;
+}
+
+/**
+ * Everything needed to continue identically after a restart (see the durability notes): one committed version.
+ * Written atomically with a checksum; the previous good checkpoint is kept for fallback.
+ */
+export interface Checkpoint {
+  formatVersion: 1;
+  version: number;
+  /** Next round number to run. */
+  nextRound: number;
+  spec: ModelSpec;
+  manifest: ParamManifest;
+  params: Float32Array;
+  optimizerConfig: OptimizerConfig;
+  optimizer: OptimizerState;
+  aggregator: AggregatorConfig;
+  /** State of the coordinator's seeded random generator (site sampling, task seeds). */
+  rngState: number[];
+  schemaFingerprint: string;
+  history: RoundRecord[];
+  released: number[]; // release stack; the last is the current release
+  createdAt: string;
+}
+
+export interface SiteRecord {
+  name: string;
+  createdAt: string;
+  /** sha256 of the one-time enrollment token, cleared once used. */
+  enrollmentTokenHash: string | null;
+  /** sha256 of the long-lived credential issued at enrollment. */
+  credentialHash: string | null;
+  revoked: boolean;
+  lastSeen: string | null;
+}

@@ -1,0 +1,16 @@
+import type { MetaAlgorithm } from '../meta/types.js';
+
+/** The work a round asks of each sampled site. */
+export interface RoundTask {
+  algorithm: MetaAlgorithm;
+  innerSteps: number;
+  innerLr: number;
+  /** Support examples per class in each episode. */
+  shots: number;
+  /** Query examples per class in each episode. */
+  queryShots: number;
+  /** Episodes per site per round; the site returns the mean update over them. */
+  episodes: number;
+  /** Seed for the site's episode sampler this round (mixed with the site's own secret seed). */
+  seed: number;
+}
