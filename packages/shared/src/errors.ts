@@ -33,6 +33,13 @@ export const ErrorCode = {
   BACKEND_UNAVAILABLE: 'FEDMETA_ERR_BACKEND_UNAVAILABLE',
   CONFIG: 'FEDMETA_ERR_CONFIG',
   STATE_CORRUPT: 'FEDMETA_ERR_STATE_CORRUPT',
+  // a flow file that cannot be read at all (missing, not gzip, broken CSV quoting)
+  DATA_FILE: 'FEDMETA_ERR_DATA_FILE',
+  // protocol, appended: a chunked transfer whose pieces do not fit together
+  CHUNK: 'FEDMETA_ERR_CHUNK',
+  STATE_LOCKED: 'FEDMETA_ERR_STATE_LOCKED',
+  UNKNOWN_VERSION: 'FEDMETA_ERR_UNKNOWN_VERSION',
+  ROUND_IN_FLIGHT: 'FEDMETA_ERR_ROUND_IN_FLIGHT',
 } as const;
 
 export type ErrorCode = (typeof ErrorCode)[keyof typeof ErrorCode];

@@ -1,5 +1,6 @@
 export * from './errors.js';
 export * from './params.js';
+export * from './log.js';
 export * from './runtime/index.js';
 export * from './model/index.js';
 export * from './meta/index.js';

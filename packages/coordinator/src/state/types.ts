@@ -49,6 +49,11 @@ export interface Checkpoint {
   history: RoundRecord[];
   released: number[]; // release stack; the last is the current release
   createdAt: string;
+  /**
+   * State owned by optional features that must survive a restart with the rest (the privacy accountant, secure
+   * aggregation's round keys), keyed by feature name. Stored with the same exact encoding as the parameters.
+   */
+  extensions?: Record<string, unknown>;
 }
 
 export interface SiteRecord {
@@ -60,4 +65,11 @@ export interface SiteRecord {
   credentialHash: string | null;
   revoked: boolean;
   lastSeen: string | null;
+  /**
+   * sha256 of the enrollment token once it has been used, kept so that a second use is told apart from a wrong
+   * token (TOKEN_REUSED rather than UNAUTHENTICATED).
+   */
+  usedEnrollmentTokenHash?: string | null;
+  enrolledAt?: string | null;
+  revokedAt?: string | null;
 }
