@@ -1,0 +1,84 @@
+import type { Logger } from 'pino';
+import type { RoundOffer, SiteUpdate } from './hub.js';
+
+/** The engine's source of time; tests inject one they control. */
+export interface EngineClock {
+  now(): number;
+  setTimeout(fn: () => void, ms: number): unknown;
+  clearTimeout(handle: unknown): void;
+}
+
+export const systemClock: EngineClock = {
+  now: () => Date.now(),
+  setTimeout: (fn, ms) => setTimeout(fn, ms),
+  clearTimeout: (handle) => clearTimeout(handle as ReturnType<typeof setTimeout>),
+};
+
+/**
+ * A wait that always ends: true as soon as `check` holds when poked, false when `ms` pass or it is
+ * cancelled. Every wait in a round goes through one of these, which is why a round cannot hang.
+ */
+export interface BoundedWait {
+  readonly promise: Promise<boolean>;
+  poke(): void;
+  cancel(): void;
+}
+
+export function waitUntil(clock: EngineClock, ms: number, check: () => boolean): BoundedWait {
+  let settle: (ok: boolean) => void = () => {};
+  let settled = false;
+  const promise = new Promise<boolean>((resolve) => {
+    settle = resolve;
+  });
+  const finish = (ok: boolean): void => {
+    if (settled) return;
+    settled = true;
+    clock.clearTimeout(timer);
+    settle(ok);
+  };
+  const timer = clock.setTimeout(() => finish(false), Math.max(0, ms));
+  if (check()) finish(true);
+  return {
+    promise,
+    poke: () => {
+      if (!settled && check()) finish(true);
+    },
+    cancel: () => finish(false),
+  };
+}
+
+/** One attempt at one round: who was asked, who answered, what was accepted, what was refused and why. */
+export class RoundAttempt {
+  readonly sampledSet: ReadonlySet<string>;
+  readonly answered = new Set<string>();
+  readonly accepted = new Map<string, SiteUpdate>();
+  /** Sampled sites that went offline before answering; they get the offer again when they come back. */
+  readonly dropped = new Set<string>();
+  readonly rejected: Record<string, number>;
+  wait: BoundedWait | null = null;
+
+  constructor(
+    readonly round: number,
+    readonly attempt: number,
+    readonly offer: RoundOffer,
+    readonly sampled: readonly string[],
+    readonly startedAt: string,
+    readonly log: Logger,
+    rejectedBefore: Record<string, number>,
+  ) {
+    this.sampledSet = new Set(sampled);
+    this.rejected = { ...rejectedBefore };
+  }
+
+  get version(): number {
+    return this.offer.version;
+  }
+
+  countRejection(code: string): void {
+    this.rejected[code] = (this.rejected[code] ?? 0) + 1;
+  }
+
+  allAnswered(): boolean {
+    return this.answered.size >= this.sampled.length;
+  }
+}

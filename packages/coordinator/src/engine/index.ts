@@ -1,0 +1,16 @@
+export type { RoundOffer, SiteUpdate, SiteUpdateCounts, SiteUpdateMetrics, UpdateAck, SiteHub, UpdateHandler, PresenceHandler } from './hub.js';
+export { createMemoryHub } from './memory-hub.js';
+export type { MemoryHub, MemoryHubOptions, MemorySite, MemorySiteOptions, OfferHandler } from './memory-hub.js';
+export { RoundEngine } from './round-engine.js';
+export type { RoundEngineOptions, SubmitResult, EngineStatus, RoundInFlight, RunRoundsOptions } from './types.js';
+export type { EngineEvents, EngineEventName } from './events.js';
+export { validateEngineConfig, roundTask, DEFAULT_MAX_CONSECUTIVE_ABORTS } from './config.js';
+export type { EngineConfig, RoundsConfig } from './config.js';
+export type { EngineClock, BoundedWait } from './attempt.js';
+export { systemClock, waitUntil } from './attempt.js';
+export type { EngineStore, RoundJournalEntry, RoundStartedEntry, RoundAbortedEntry, JournalReplay } from './store.js';
+export { replayJournal } from './store.js';
+export { checkUpdateContent } from './check-update.js';
+export { pickBestVersion, weightedMeans } from './records.js';
+export { sampleSites, sampleCount, taskSeed, mixSeed } from './seeds.js';
+export { LAST_AGGREGATE_KEY } from './restore.js';

@@ -1,0 +1,170 @@
+import type { PresenceHandler, RoundOffer, SiteHub, SiteUpdate, UpdateAck, UpdateHandler } from './hub.js';
+
+/**
+ * What an in-process site does with an offer: return (or resolve to) its update, or nothing to stay silent.
+ * A site that throws or rejects is treated like one that crashed mid-round: nothing is sent.
+ */
+export type OfferHandler = (offer: RoundOffer) => Promise<SiteUpdate | null | void> | SiteUpdate | null | void;
+
+export interface MemorySiteOptions {
+  onAck?: (ack: UpdateAck) => void;
+  onRelease?: (version: number) => void;
+}
+
+/** One attached in-process site. */
+export interface MemorySite {
+  readonly name: string;
+  readonly connected: boolean;
+  /** Sends an update on the site's own initiative (late, duplicate or malformed ones in tests). */
+  sendUpdate(update: SiteUpdate): void;
+  disconnect(): void;
+}
+
+export interface MemoryHub {
+  hub: SiteHub;
+  connect(site: string, onOffer: OfferHandler, options?: MemorySiteOptions): MemorySite;
+  disconnect(site: string): void;
+}
+
+export interface MemoryHubOptions {
+  /** Called when a site's offer handler throws; the site then stays silent for that offer. */
+  onSiteError?: (site: string, err: unknown) => void;
+}
+
+interface Connection {
+  name: string;
+  onOffer: OfferHandler;
+  options: MemorySiteOptions;
+  open: boolean;
+}
+
+function copyOffer(offer: RoundOffer): RoundOffer {
+  return {
+    round: offer.round,
+    version: offer.version,
+    task: { ...offer.task },
+    manifest: offer.manifest.map((e) => ({ name: e.name, shape: [...e.shape], dtype: e.dtype })),
+    params: offer.params.slice(),
+    deadline: offer.deadline,
+  };
+}
+
+function copyUpdate(update: SiteUpdate): SiteUpdate {
+  return {
+    round: update.round,
+    version: update.version,
+    counts: { ...update.counts },
+    metrics: { ...update.metrics },
+    // A site and the engine must never share memory, as they would not across a network.
+    update: update.update.slice(),
+  };
+}
+
+function copyAck(ack: UpdateAck): UpdateAck {
+  return ack.error ? { ...ack, error: { ...ack.error } } : { ...ack };
+}
+
+/**
+ * An in-process hub: every message is copied and delivered on a later turn of the event loop, in the order
+ * sent, so that the engine meets the same interleavings it meets over a network, only faster.
+ */
+export function createMemoryHub(options: MemoryHubOptions = {}): MemoryHub {
+  const connections = new Map<string, Connection>();
+  const updateHandlers: UpdateHandler[] = [];
+  const presenceHandlers: PresenceHandler[] = [];
+
+  const later = (fn: () => void): void => {
+    setImmediate(fn);
+  };
+
+  const announce = (site: string, online: boolean): void => {
+    later(() => {
+      for (const h of presenceHandlers) h(site, online);
+    });
+  };
+
+  const deliverUpdate = (conn: Connection, update: SiteUpdate): void => {
+    if (!conn.open) return;
+    const copy = copyUpdate(update);
+    later(() => {
+      // A connection closed while the message was in flight loses it, as a socket would.
+      if (!conn.open) return;
+      for (const h of updateHandlers) h(conn.name, copy);
+    });
+  };
+
+  const runOffer = async (conn: Connection, offer: RoundOffer): Promise<void> => {
+    let reply: SiteUpdate | null | void;
+    try {
+      reply = await conn.onOffer(offer);
+    } catch (err) {
+      options.onSiteError?.(conn.name, err);
+      return;
+    }
+    if (reply) deliverUpdate(conn, reply);
+  };
+
+  const close = (conn: Connection): void => {
+    if (!conn.open) return;
+    conn.open = false;
+    if (connections.get(conn.name) === conn) connections.delete(conn.name);
+    announce(conn.name, false);
+  };
+
+  const hub: SiteHub = {
+    online: () => [...connections.keys()].sort(),
+    sendOffer(site, offer) {
+      const conn = connections.get(site);
+      if (!conn) return;
+      const copy = copyOffer(offer);
+      later(() => {
+        if (conn.open) void runOffer(conn, copy);
+      });
+    },
+    sendAck(site, ack) {
+      const conn = connections.get(site);
+      if (!conn?.options.onAck) return;
+      const copy = copyAck(ack);
+      later(() => {
+        if (conn.open) conn.options.onAck?.(copy);
+      });
+    },
+    broadcastRelease(version) {
+      for (const conn of connections.values()) {
+        later(() => {
+          if (conn.open) conn.options.onRelease?.(version);
+        });
+      }
+    },
+    onUpdate(handler) {
+      updateHandlers.push(handler);
+    },
+    onPresence(handler) {
+      presenceHandlers.push(handler);
+    },
+  };
+
+  return {
+    hub,
+    connect(site, onOffer, siteOptions = {}) {
+      const previous = connections.get(site);
+      // A second connection under the same name replaces the first, as a reconnecting agent does.
+      if (previous) close(previous);
+      const conn: Connection = { name: site, onOffer, options: siteOptions, open: true };
+      connections.set(site, conn);
+      announce(site, true);
+      return {
+        name: site,
+        get connected() {
+          return conn.open;
+        },
+        sendUpdate: (update) => deliverUpdate(conn, update),
+        disconnect: () => close(conn),
+      };
+    },
+    disconnect(site) {
+      const conn = connections.get(site);
+      if (conn) close(conn);
+    },
+  };
+}

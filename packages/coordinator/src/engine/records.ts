@@ -1,0 +1,97 @@
+import type { RoundRecord, SiteRoundMetrics } from '../state/types.js';
+import type { SiteUpdate } from './hub.js';
+
+export function allFinite(v: Float32Array): boolean {
+  for (let i = 0; i < v.length; i++) {
+    if ((v[i] as number) - (v[i] as number) !== 0) return false;
+  }
+  return true;
+}
+
+/** Per-site metrics in site-name order, so that records do not depend on arrival order. */
+export function siteMetrics(accepted: ReadonlyMap<string, SiteUpdate>): SiteRoundMetrics[] {
+  return [...accepted.keys()].sort().map((siteId) => {
+    const u = accepted.get(siteId) as SiteUpdate;
+    const m: SiteRoundMetrics = {
+      siteId,
+      examples: u.counts.examples,
+      episodes: u.counts.episodes,
+      supportLoss: u.metrics.supportLoss,
+      queryLoss: u.metrics.queryLoss,
+    };
+    if (u.metrics.valF1 !== undefined) m.valF1 = u.metrics.valF1;
+    return m;
+  });
+}
+
+/** Example-weighted means of the sites' query loss and (over the sites that report it) validation F1. */
+export function weightedMeans(sites: readonly SiteRoundMetrics[]): { meanQueryLoss?: number; meanValF1?: number } {
+  let w = 0;
+  let loss = 0;
+  let wf = 0;
+  let f1 = 0;
+  for (const s of sites) {
+    w += s.examples;
+    loss += s.examples * s.queryLoss;
+    if (s.valF1 !== undefined) {
+      wf += s.examples;
+      f1 += s.examples * s.valF1;
+    }
+  }
+  const out: { meanQueryLoss?: number; meanValF1?: number } = {};
+  if (w > 0) out.meanQueryLoss = loss / w;
+  if (wf > 0) out.meanValF1 = f1 / wf;
+  return out;
+}
+
+export interface RecordInput {
+  round: number;
+  fromVersion: number;
+  status: RoundRecord['status'];
+  startedAt: string;
+  endedAt: string;
+  sampled: readonly string[];
+  accepted: ReadonlyMap<string, SiteUpdate>;
+  rejected: Record<string, number>;
+  reason?: string;
+}
+
+export function buildRecord(input: RecordInput): RoundRecord {
+  const sites = siteMetrics(input.accepted);
+  const record: RoundRecord = {
+    round: input.round,
+    fromVersion: input.fromVersion,
+    status: input.status,
+    startedAt: input.startedAt,
+    endedAt: input.endedAt,
+    sampled: [...input.sampled],
+    accepted: input.accepted.size,
+    rejected: { ...input.rejected },
+    ...weightedMeans(sites),
+    sites,
+  };
+  if (input.reason !== undefined) record.reason = input.reason;
+  return record;
+}
+
+/**
+ * The version the sites' own measurements favour. A round's metrics are measured by adapting the version it
+ * started from, so they score `fromVersion`: the newest version has no score until a round has run on it.
+ * Highest mean validation F1 wins; without any F1, lowest mean query loss; ties go to the newer version.
+ */
+export function pickBestVersion(history: readonly RoundRecord[], available: ReadonlySet<number>): number | null {
+  const scored = history.filter((r) => r.status === 'committed' && available.has(r.fromVersion));
+  const withF1 = scored.filter((r) => r.meanValF1 !== undefined);
+  let best: RoundRecord | null = null;
+  if (withF1.length > 0) {
+    for (const r of withF1) {
+      if (best === null || (r.meanValF1 as number) > (best.meanValF1 as number) || ((r.meanValF1 as number) === best.meanValF1 && r.fromVersion > best.fromVersion)) best = r;
+    }
+    return best?.fromVersion ?? null;
+  }
+  for (const r of scored) {
+    if (r.meanQueryLoss === undefined) continue;
+    if (best === null || r.meanQueryLoss < (best.meanQueryLoss as number) || (r.meanQueryLoss === best.meanQueryLoss && r.fromVersion > best.fromVersion)) best = r;
+  }
+  return best?.fromVersion ?? null;
+}

@@ -1,0 +1,383 @@
+import { EventEmitter } from 'node:events';
+import { ErrorCode, FedmetaError } from '@fedmeta/shared';
+import type { OptimizerState } from '@fedmeta/shared';
+import type { Logger } from 'pino';
+import type { Checkpoint, RoundRecord } from '../state/types.js';
+import { RoundAttempt, systemClock, waitUntil } from './attempt.js';
+import type { BoundedWait, EngineClock } from './attempt.js';
+import { judgeUpdate } from './check-update.js';
+import { DEFAULT_MAX_CONSECUTIVE_ABORTS, roundTask, validateEngineConfig } from './config.js';
+import type { EngineConfig } from './config.js';
+import type { EngineEvents } from './events.js';
+import type { EngineStatus, RoundEngineOptions, RoundInFlight, RunRoundsOptions, SubmitResult } from './types.js';
+import type { RoundOffer, SiteHub, SiteUpdate } from './hub.js';
+import { buildRecord } from './records.js';
+import { nextCheckpoint, outerStep } from './outer-step.js';
+import { chooseRelease, withRelease, withRollback } from './releases.js';
+import { restoreState } from './restore.js';
+import { sampleCount, sampleSites, taskSeed } from './seeds.js';
+import type { EngineStore } from './store.js';
+
+/**
+ * Owns the meta-parameters and runs rounds against whatever sites the hub reaches. It commits through the
+ * store before it changes its own state, so what it holds in memory is always a committed checkpoint.
+ */
+export class RoundEngine extends EventEmitter<EngineEvents> {
+  private readonly config: Readonly<EngineConfig>;
+  private readonly store: EngineStore;
+  private readonly hub: SiteHub;
+  private readonly log: Logger;
+  private readonly clock: EngineClock;
+
+  private cp: Checkpoint | null = null;
+  private optState: OptimizerState | null = null;
+  private lastAggregate: Float32Array | null = null;
+  private seed = 0;
+  private nextAttempt = 0;
+  private pendingAborted: RoundRecord[] = [];
+  /** Rejections that arrived while no round was open; counted in the next round's record. */
+  private rejectedBetween: Record<string, number> = {};
+
+  private running = false;
+  private closed = false;
+  private attempt: RoundAttempt | null = null;
+  private inFlight: RoundInFlight | null = null;
+  private gathering: BoundedWait | null = null;
+  private writes: Promise<unknown> = Promise.resolve();
+
+  constructor(options: RoundEngineOptions) {
+    super();
+    this.config = validateEngineConfig(options.config);
+    this.store = options.store;
+    this.hub = options.hub;
+    this.log = options.logger;
+    this.clock = options.clock ?? systemClock;
+    this.hub.onUpdate((site, update) => {
+      this.submit(site, update);
+    });
+    this.hub.onPresence((site, online) => this.presence(site, online));
+  }
+
+  /** False until `init` has restored (or created) the state; until then every update is refused. */
+  get ready(): boolean {
+    return this.cp !== null && !this.closed;
+  }
+
+  /**
+   * Restores from the store's latest checkpoint, or commits `initial` when the store is empty. A round that was
+   * in flight when the coordinator stopped is re-issued by the next `runRound`, sampled as it was.
+   */
+  async init(initial?: Checkpoint): Promise<{ restored: boolean; version: number; nextRound: number }> {
+    if (this.cp) throw new FedmetaError(ErrorCode.PRECONDITION, 'the round engine is already initialised; create a new engine to restore again');
+    const s = await restoreState(this.store, this.config, initial, this.clock.now(), this.log);
+    this.optState = s.optimizer;
+    this.seed = s.seed;
+    this.lastAggregate = s.lastAggregate;
+    this.nextAttempt = s.replay.attempts;
+    this.pendingAborted = s.replay.aborted;
+    this.cp = s.checkpoint;
+    const { version, nextRound } = s.checkpoint;
+    this.log.info(
+      { version, round: nextRound, restored: s.restored, abortedBefore: s.replay.attempts, interrupted: s.replay.interrupted !== null },
+      s.restored ? 'restored the federation state' : 'initialised the federation state',
+    );
+    return { restored: s.restored, version, nextRound };
+  }
+
+  /** Runs one round to a commit, re-issuing it after each abort, up to the configured number in a row. */
+  async runRound(): Promise<RoundRecord> {
+    this.requireReady();
+    if (this.running) {
+      throw new FedmetaError(ErrorCode.ROUND_IN_FLIGHT, 'a round is already running; wait for it to finish before starting another');
+    }
+    this.running = true;
+    try {
+      const max = this.config.rounds.maxConsecutiveAborts ?? DEFAULT_MAX_CONSECUTIVE_ABORTS;
+      for (let aborts = 0; ; ) {
+        const record = await this.runAttempt();
+        if (record.status === 'committed') return record;
+        aborts++;
+        if (aborts >= max) {
+          throw new FedmetaError(
+            ErrorCode.NO_QUORUM,
+            `round ${record.round} was aborted ${aborts} times in a row (last: ${record.reason ?? 'no reason'}); ` +
+              `check that at least ${this.config.rounds.quorum} sites are online and can finish within ${this.config.rounds.deadlineSeconds} s, or lower rounds.quorum`,
+          );
+        }
+      }
+    } finally {
+      this.running = false;
+      this.inFlight = null;
+    }
+  }
+
+  async runRounds(n: number, options: RunRoundsOptions = {}): Promise<RoundRecord[]> {
+    const out: RoundRecord[] = [];
+    for (let i = 0; i < n; i++) {
+      const record = await this.runRound();
+      out.push(record);
+      options.onProgress?.(record, i + 1, n);
+    }
+    return out;
+  }
+
+  /**
+   * Judges one update; the transport calls this through the hub. Every refusal carries a code, is counted in
+   * the round's record and acknowledged to the site, and the round goes on.
+   */
+  submit(site: string, update: SiteUpdate): SubmitResult {
+    const claimed = typeof update?.round === 'number' ? update.round : null;
+    const rec = this.attempt;
+    const err = judgeUpdate(site, update, rec, this.ready ? (this.cp as Checkpoint).params.length : null);
+    if (err) {
+      if (rec) rec.countRejection(err.code);
+      else this.rejectedBetween[err.code] = (this.rejectedBetween[err.code] ?? 0) + 1;
+      (rec?.log ?? this.log).child({ site }).warn({ code: err.code, claimedRound: claimed }, 'update rejected');
+      this.hub.sendAck(site, { round: claimed ?? -1, accepted: false, error: err.toWire() });
+      this.notify('update-rejected', { round: claimed, site, code: err.code });
+      return { accepted: false, error: err.toWire() };
+    }
+    const r = rec as RoundAttempt;
+    r.accepted.set(site, update);
+    r.answered.add(site);
+    r.log.child({ site }).debug({ examples: update.counts.examples }, 'update accepted');
+    this.hub.sendAck(site, { round: r.round, accepted: true });
+    this.notify('update-accepted', { round: r.round, attempt: r.attempt, site, examples: update.counts.examples });
+    r.wait?.poke();
+    return { accepted: true };
+  }
+
+  /** Marks a version for agents to use in `detect`: a number, or 'best' by the sites' own validation. */
+  async release(target: number | 'best'): Promise<number> {
+    this.requireReady();
+    return this.serialWrite(async () => {
+      const cp = this.cp as Checkpoint;
+      const available = new Set(await this.store.listVersions());
+      available.add(cp.version);
+      const version = chooseRelease(cp, target, available);
+      const next = withRelease(cp, version);
+      if (next !== cp) {
+        await this.store.commit(next);
+        this.cp = next;
+      }
+      this.announceRelease(version, target === 'best' ? 'best' : 'by number');
+      return version;
+    });
+  }
+
+  /** Returns to the previous release and tells the sites. */
+  async rollback(): Promise<number> {
+    this.requireReady();
+    return this.serialWrite(async () => {
+      const next = withRollback(this.cp as Checkpoint);
+      await this.store.commit(next);
+      this.cp = next;
+      const version = next.released.at(-1) as number;
+      this.announceRelease(version, 'rollback');
+      return version;
+    });
+  }
+
+  status(): EngineStatus {
+    const cp = this.cp;
+    const last = this.pendingAborted.at(-1) ?? cp?.history.at(-1) ?? null;
+    const rec = this.attempt;
+    const inFlight = this.inFlight && rec ? { ...this.inFlight, answered: rec.answered.size, accepted: rec.accepted.size } : this.inFlight;
+    return {
+      ready: this.ready,
+      version: cp?.version ?? null,
+      nextRound: cp?.nextRound ?? null,
+      roundInFlight: inFlight ? { ...inFlight } : null,
+      sitesOnline: this.hub.online(),
+      lastRound: last,
+      released: cp?.released.at(-1) ?? null,
+      releases: cp ? [...cp.released] : [],
+    };
+  }
+
+  /** The committed meta-parameters (a copy). */
+  params(): Float32Array {
+    this.requireReady();
+    return (this.cp as Checkpoint).params.slice();
+  }
+
+  /** The last committed checkpoint; treat it as read-only. */
+  checkpoint(): Checkpoint | null {
+    return this.cp;
+  }
+
+  /** Stops taking updates and ends the round in flight without committing it; `runRound` then rejects. */
+  close(): void {
+    if (this.closed) return;
+    this.closed = true;
+    this.gathering?.cancel();
+    this.attempt?.wait?.cancel();
+  }
+
+  private requireReady(): void {
+    if (this.closed) throw new FedmetaError(ErrorCode.NOT_READY, 'the round engine was closed; restart the coordinator to continue');
+    if (!this.cp) throw new FedmetaError(ErrorCode.NOT_READY, 'the round engine has not restored its state yet; call init() first');
+  }
+
+  private presence(site: string, online: boolean): void {
+    this.log.debug({ site, online }, online ? 'site online' : 'site offline');
+    if (this.closed) return;
+    const rec = this.attempt;
+    const waiting = rec !== null && rec.sampledSet.has(site) && !rec.answered.has(site);
+    if (!online) {
+      if (waiting) rec.dropped.add(site);
+      return;
+    }
+    this.gathering?.poke();
+    if (waiting && rec.dropped.delete(site)) {
+      // A sampled site that lost its connection mid-round gets the offer again, so it can still make the deadline.
+      rec.log.child({ site }).info('re-sending the round offer to a site that reconnected');
+      this.hub.sendOffer(site, rec.offer);
+    }
+  }
+
+  private async runAttempt(): Promise<RoundRecord> {
+    const cp = this.cp as Checkpoint;
+    const { rounds } = this.config;
+    const round = cp.nextRound;
+    const attempt = this.nextAttempt;
+    const log = this.log.child({ round, attempt, version: cp.version });
+    const startedAt = new Date(this.clock.now()).toISOString();
+    const deadlineMs = rounds.deadlineSeconds * 1000;
+
+    const base = { round, attempt, fromVersion: cp.version, sampled: 0, answered: 0, accepted: 0 };
+    this.inFlight = { ...base, phase: 'waiting-for-sites', deadline: this.clock.now() + deadlineMs };
+    const enough = (): boolean => this.hub.online().length >= rounds.quorum;
+    if (!enough()) {
+      log.info({ online: this.hub.online().length, quorum: rounds.quorum }, 'waiting for a quorum of sites to come online');
+      this.gathering = waitUntil(this.clock, deadlineMs, enough);
+      const ok = await this.gathering.promise;
+      this.gathering = null;
+      this.throwIfClosed(round);
+      if (!ok) {
+        const online = this.hub.online().length;
+        return this.abort(log, { round, attempt, fromVersion: cp.version, startedAt, sampled: [], accepted: new Map(), rejected: this.takeBetween() },
+          `only ${online} sites were online within the deadline; the quorum is ${rounds.quorum}`);
+      }
+    }
+
+    const online = this.hub.online();
+    const sampled = sampleSites(online, sampleCount(online.length, rounds.sampleFraction, rounds.minSites), this.seed, round, attempt);
+    const seed = taskSeed(this.seed, round);
+    const deadline = this.clock.now() + deadlineMs;
+    const offer: RoundOffer = { round, version: cp.version, task: roundTask(rounds, seed), manifest: cp.manifest, params: cp.params, deadline };
+    await this.store.appendJournal({ type: 'round-started', round, attempt, fromVersion: cp.version, sampled, taskSeed: seed, deadline, at: startedAt });
+    this.throwIfClosed(round);
+
+    const rec = new RoundAttempt(round, attempt, offer, sampled, startedAt, log, this.takeBetween());
+    this.attempt = rec;
+    this.inFlight = { ...base, phase: 'collecting', sampled: sampled.length, deadline };
+    log.info({ sampled: sampled.length, online: online.length, deadline: new Date(deadline).toISOString() }, 'round started');
+    this.notify('round-started', { round, attempt, version: cp.version, sampled: [...sampled], deadline });
+    for (const site of sampled) this.hub.sendOffer(site, offer);
+
+    rec.wait = waitUntil(this.clock, deadline - this.clock.now(), () => rec.allAnswered());
+    const everyone = await rec.wait.promise;
+    this.attempt = null;
+    this.throwIfClosed(round);
+    this.inFlight = { ...base, phase: 'committing', sampled: sampled.length, answered: rec.answered.size, accepted: rec.accepted.size, deadline };
+    log.info({ answered: rec.answered.size, accepted: rec.accepted.size, sampled: sampled.length, byDeadline: !everyone }, 'collection closed');
+
+    const input = { round, attempt, fromVersion: cp.version, startedAt, sampled, accepted: rec.accepted, rejected: rec.rejected };
+    if (rec.accepted.size < rounds.quorum) {
+      return this.abort(log, input, `${rec.accepted.size} of ${sampled.length} sampled sites sent an acceptable update in time; the quorum is ${rounds.quorum}`);
+    }
+    return this.commitRound(log, input);
+  }
+
+  private async commitRound(log: Logger, input: AttemptOutcome): Promise<RoundRecord> {
+    const cp = this.cp as Checkpoint;
+    const { aggregator, optimizer } = this.config;
+    const step = outerStep(aggregator, optimizer, cp.params, this.optState as OptimizerState, input.accepted, this.lastAggregate);
+    if (!step.ok) {
+      if (step.cause) log.error({ err: step.cause }, 'aggregation failed');
+      return this.abort(log, input, step.reason);
+    }
+    const record = buildRecord({ ...input, status: 'committed', endedAt: this.nowIso() });
+    const version = await this.serialWrite(async () => {
+      const cfg = { aggregator, optimizer, seed: this.seed };
+      const next = nextCheckpoint(this.cp as Checkpoint, step, input.round, cfg, [...this.pendingAborted, record], record.endedAt);
+      await this.store.commit(next);
+      // Only a durable commit moves the engine on; a failed one leaves the round to be run again.
+      this.cp = next;
+      this.optState = step.optimizer;
+      this.lastAggregate = aggregator.kind === 'centered-clipping' ? step.gradient : null;
+      this.pendingAborted = [];
+      this.nextAttempt = 0;
+      return next.version;
+    });
+    log.info({ newVersion: version, accepted: record.accepted, meanQueryLoss: record.meanQueryLoss, rejected: record.rejected }, 'round committed');
+    this.notify('round-committed', { record, version });
+    return record;
+  }
+
+  private async abort(log: Logger, input: AttemptOutcome, reason: string): Promise<RoundRecord> {
+    const record = buildRecord({ ...input, status: 'aborted', endedAt: this.nowIso(), reason });
+    this.pendingAborted.push(record);
+    this.nextAttempt = input.attempt + 1;
+    log.warn({ reason, accepted: record.accepted, rejected: record.rejected }, 'round aborted; it will be re-issued');
+    try {
+      await this.store.appendJournal({ type: 'round-aborted', round: input.round, attempt: input.attempt, record, at: record.endedAt });
+    } catch (e) {
+      // The abort changes nothing durable; losing its journal line only loses it from the history.
+      log.warn({ err: e }, 'could not journal the aborted round');
+    }
+    this.notify('round-aborted', { record, attempt: input.attempt });
+    return record;
+  }
+
+  private announceRelease(version: number, how: string): void {
+    const releases = [...(this.cp as Checkpoint).released];
+    this.log.info({ version, how }, 'release changed');
+    this.hub.broadcastRelease(version);
+    this.notify('released', { version, releases });
+  }
+
+  private takeBetween(): Record<string, number> {
+    const r = this.rejectedBetween;
+    this.rejectedBetween = {};
+    return r;
+  }
+
+  private throwIfClosed(round: number): void {
+    if (this.closed) {
+      this.attempt = null;
+      throw new FedmetaError(ErrorCode.NOT_READY, `the round engine was closed during round ${round}; restart the coordinator to resume it`);
+    }
+  }
+
+  private nowIso(): string {
+    return new Date(this.clock.now()).toISOString();
+  }
+
+  /** Checkpoint writes (round commits, releases) one at a time, each building on the last. */
+  private serialWrite<T>(fn: () => Promise<T>): Promise<T> {
+    const run = this.writes.then(fn, fn);
+    this.writes = run.catch(() => undefined);
+    return run;
+  }
+
+  /** An observer that throws must not break the round. */
+  private notify<K extends keyof EngineEvents>(event: K, ...args: EngineEvents[K]): void {
+    try {
+      (this.emit as (e: K, ...a: EngineEvents[K]) => boolean)(event, ...args);
+    } catch (e) {
+      this.log.error({ err: e, event }, 'an engine event listener threw');
+    }
+  }
+}
+
+interface AttemptOutcome {
+  round: number;
+  attempt: number;
+  fromVersion: number;
+  startedAt: string;
+  sampled: readonly string[];
+  accepted: ReadonlyMap<string, SiteUpdate>;
+  rejected: Record<string, number>;
+}
