@@ -1,0 +1,219 @@
+import type { ErrorCode } from '../errors.js';
+import type { ParamManifest } from '../params.js';
+import type { RoundTask } from './task.js';
+
+/**
+ * Wire protocol between the coordinator and its sites. Every message is one msgpack-encoded object whose
+ * `type` names it; the socket.io event that carries it has the same name, so both ends share one vocabulary.
+ * Bump PROTOCOL_VERSION on any change a peer of the previous version could not read.
+ */
+export const PROTOCOL_VERSION = 1;
+export type ProtocolVersion = typeof PROTOCOL_VERSION;
+
+/**
+ * Bounds the decoder enforces on every message. They cap the work a hostile peer can cause and keep
+ * identifiers safe to log; they are far above what a real federation sends.
+ */
+export const PROTOCOL_LIMITS = {
+  siteNameChars: 64,
+  secretChars: 512,
+  fingerprintChars: 128,
+  agentVersionChars: 64,
+  errorMessageChars: 1024,
+  manifestEntries: 256,
+  paramNameChars: 128,
+  shapeDims: 8,
+  /** Longest parameter vector a message may describe (256 MiB of float32). */
+  vectorValues: 1 << 26,
+  /** Most chunks one transfer may be split into. */
+  chunks: 1 << 16,
+  /** Largest round, version, episode or example count: integers stay exact in a double. */
+  integer: Number.MAX_SAFE_INTEGER,
+} as const;
+
+/** Site names are also log fields and file names on the coordinator: a conservative alphabet. */
+export const SITE_NAME_PATTERN = /^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$/;
+
+export function isValidSiteName(name: string): boolean {
+  return SITE_NAME_PATTERN.test(name);
+}
+
+// ---------------------------------------------------------------------------------------------- site → server
+
+/** How a site proves who it is: a one-time enrollment token on first connect, its credential afterwards. */
+export type SiteAuth = { kind: 'enroll'; token: string } | { kind: 'credential'; credential: string };
+
+/**
+ * The handshake. It travels as the socket.io `auth` payload, which socket.io sends as JSON, so it holds no
+ * binary; the coordinator checks it with `decodeHandshake` before any handler sees the socket.
+ */
+export interface HelloMessage {
+  type: 'hello';
+  protocolVersion: ProtocolVersion;
+  site: string;
+  /** Fingerprint of the site's feature schema; the coordinator refuses one that differs from the federation's. */
+  schemaFingerprint: string;
+  agentVersion: string;
+  auth: SiteAuth;
+}
+
+/** Local results a site reports with its update. Losses are means per example; scores lie in [0, 1]. */
+export interface UpdateMetrics {
+  /** Loss on the support batches before adaptation. */
+  supportLoss: number;
+  /** Loss on the query batches after adaptation. */
+  queryLoss: number;
+  /** Accuracy on the query batches after adaptation. */
+  queryAccuracy?: number;
+  /** F1 of the adapted detector on the site's held-out validation episodes; `release --best` ranks by it. */
+  valF1?: number;
+}
+
+/** Reserved for differential privacy accounting; every field optional, finite and non-negative. */
+export interface PrivacyReport {
+  epsilon?: number;
+  delta?: number;
+  noiseMultiplier?: number;
+  clipNorm?: number;
+  sampleRate?: number;
+  steps?: number;
+}
+
+/**
+ * A site's answer to a round offer: the mean meta-gradient over its episodes, in the offer's manifest layout.
+ * When the vector is too large for one message, `update` is null and `chunks` update-chunk messages follow;
+ * otherwise `chunks` is 0.
+ */
+export interface UpdateMessage {
+  type: 'update';
+  round: number;
+  /** The version of the meta-parameters the update was computed against. */
+  version: number;
+  counts: { episodes: number; examples: number };
+  metrics: UpdateMetrics;
+  update: Float32Array | null;
+  chunks: number;
+  /** Reserved for masked vectors under secure aggregation; always null in this protocol version. */
+  secagg: null;
+  privacy: PrivacyReport | null;
+}
+
+export interface UpdateChunkMessage {
+  type: 'update-chunk';
+  round: number;
+  index: number;
+  count: number;
+  values: Float32Array;
+}
+
+// ---------------------------------------------------------------------------------------------- server → site
+
+export interface WelcomeMessage {
+  type: 'welcome';
+  protocolVersion: ProtocolVersion;
+  site: string;
+  /** Issued once, when an enrollment token is exchanged; the site must store it, the coordinator keeps only a hash. */
+  credential?: string;
+  currentVersion: number;
+  /** The round in flight, if any. */
+  round: number | null;
+  /** The version released for detection, if any. */
+  released: number | null;
+}
+
+/**
+ * The work of one round. `params` are the meta-parameters of `version`, inline, or null with `chunks`
+ * params-chunk messages following (0 when inline).
+ */
+export interface RoundOfferMessage {
+  type: 'round-offer';
+  round: number;
+  version: number;
+  task: RoundTask;
+  manifest: ParamManifest;
+  params: Float32Array | null;
+  chunks: number;
+  /** Epoch milliseconds after which the coordinator no longer accepts updates for this round. */
+  deadline: number;
+}
+
+/** A piece of the parameters of `version`, for a round offer or a release. */
+export interface ParamsChunkMessage {
+  type: 'params-chunk';
+  version: number;
+  index: number;
+  count: number;
+  values: Float32Array;
+}
+
+/** The coordinator's reply (through the socket.io acknowledgement) to an update or an update chunk. */
+export interface AckMessage {
+  type: 'ack';
+  round: number;
+  accepted: boolean;
+  /** Set when acknowledging an update chunk. */
+  chunk?: number;
+  error?: { code: ErrorCode; message: string };
+}
+
+/** A version released for detection, with its parameters inline or in params-chunk messages. */
+export interface ReleaseMessage {
+  type: 'release';
+  version: number;
+  manifest: ParamManifest;
+  params: Float32Array | null;
+  chunks: number;
+}
+
+export interface ErrorMessage {
+  type: 'error';
+  code: ErrorCode;
+  message: string;
+}
+
+export type SiteMessage = HelloMessage | UpdateMessage | UpdateChunkMessage;
+export type ServerMessage =
+  | WelcomeMessage
+  | RoundOfferMessage
+  | ParamsChunkMessage
+  | AckMessage
+  | ReleaseMessage
+  | ErrorMessage;
+export type Message = SiteMessage | ServerMessage;
+export type MessageType = Message['type'];
+export type MessageOf<T extends MessageType> = Extract<Message, { type: T }>;
+
+export const SITE_MESSAGE_TYPES = ['hello', 'update', 'update-chunk'] as const satisfies readonly SiteMessage['type'][];
+export const SERVER_MESSAGE_TYPES = [
+  'welcome',
+  'round-offer',
+  'params-chunk',
+  'ack',
+  'release',
+  'error',
+] as const satisfies readonly ServerMessage['type'][];
+
+// ---------------------------------------------------------------------------------------------- socket.io events
+
+/**
+ * The payload of every event is `encodeMessage(msg)` for a message whose `type` equals the event name;
+ * the receiver decodes it with `decodeMessage(bytes, { accept: [eventName], ... })`. In Node the bytes arrive
+ * as a Buffer, which is a Uint8Array. Acknowledgements carry an encoded `ack` message. A hostile peer may omit
+ * the acknowledgement callback or send anything as the payload: check `typeof ack === 'function'`, and let
+ * `decodeMessage` reject the rest.
+ */
+export interface ClientToServerEvents {
+  update: (payload: Uint8Array, ack: (reply: Uint8Array) => void) => void;
+  'update-chunk': (payload: Uint8Array, ack: (reply: Uint8Array) => void) => void;
+}
+
+export interface ServerToClientEvents {
+  welcome: (payload: Uint8Array) => void;
+  'round-offer': (payload: Uint8Array) => void;
+  'params-chunk': (payload: Uint8Array) => void;
+  release: (payload: Uint8Array) => void;
+  error: (payload: Uint8Array) => void;
+}
+
+/** The shape of the socket.io `auth` object a site sends: the hello message itself, as plain JSON. */
+export type HandshakeAuth = HelloMessage;

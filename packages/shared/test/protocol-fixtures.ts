@@ -1,0 +1,142 @@
+// Shared fixtures for the protocol tests: one valid message of every type (and the variants that matter),
+// a packer that writes anything without validation, and small helpers.
+import { Packr } from 'msgpackr';
+import {
+  PROTOCOL_VERSION,
+  isFedmetaError,
+  type Message,
+  type ParamManifest,
+  type RoundTask,
+  type UpdateMessage,
+} from '@fedmeta/shared';
+
+export const MANIFEST: ParamManifest = [
+  { name: 'dense0/kernel', shape: [4, 3], dtype: 'float32' },
+  { name: 'dense0/bias', shape: [3], dtype: 'float32' },
+  { name: 'out/kernel', shape: [3, 1], dtype: 'float32' },
+  { name: 'out/bias', shape: [1], dtype: 'float32' },
+];
+export const MANIFEST_SIZE = 19;
+
+export const TASK: RoundTask = {
+  algorithm: 'fomaml',
+  innerSteps: 5,
+  innerLr: 0.01,
+  shots: 10,
+  queryShots: 32,
+  episodes: 4,
+  seed: 4242,
+};
+
+/** Deterministic values that include the float32 edge cases a byte-exact codec must keep. */
+export function edgeVector(n: number, seed = 1): Float32Array {
+  const special = [-0, 0, 1.401298464324817e-45, -1.401298464324817e-45, 3.4028234663852886e38, -3.4028234663852886e38, 1.1754943508222875e-38];
+  const rand = rng(seed);
+  const v = new Float32Array(n);
+  for (let i = 0; i < n; i++) v[i] = i < special.length ? (special[i] as number) : (rand() - 0.5) * 2e-2;
+  return v;
+}
+
+/** mulberry32: small, seeded, good enough to drive fuzzing reproducibly. */
+export function rng(seed: number): () => number {
+  let a = seed >>> 0;
+  return () => {
+    a = (a + 0x6d2b79f5) >>> 0;
+    let t = a;
+    t = Math.imul(t ^ (t >>> 15), t | 1);
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+  };
+}
+
+export function sampleUpdate(overrides: Partial<UpdateMessage> = {}): UpdateMessage {
+  return {
+    type: 'update',
+    round: 7,
+    version: 6,
+    counts: { episodes: 4, examples: 168 },
+    metrics: { supportLoss: 0.69, queryLoss: 0.41 },
+    update: edgeVector(MANIFEST_SIZE, 2),
+    chunks: 0,
+    secagg: null,
+    privacy: null,
+    ...overrides,
+  };
+}
+
+/** One valid message of every type, plus the variants (inline/chunked, optional fields) that change the schema path. */
+export function sampleMessages(): Message[] {
+  return [
+    {
+      type: 'hello',
+      protocolVersion: PROTOCOL_VERSION,
+      site: 'branch-lyon.01',
+      schemaFingerprint: 'cicflowmeter:3f2a9c0d11',
+      agentVersion: '0.1.0',
+      auth: { kind: 'enroll', token: 'enr_5eVQmZ2a8Kx1' },
+    },
+    {
+      type: 'hello',
+      protocolVersion: PROTOCOL_VERSION,
+      site: 'branch_nantes',
+      schemaFingerprint: 'sha256:AbC+/=',
+      agentVersion: '0.1.0-dev',
+      auth: { kind: 'credential', credential: 'cred_9x!~' },
+    },
+    sampleUpdate(),
+    sampleUpdate({
+      metrics: { supportLoss: 0, queryLoss: 1e-8, queryAccuracy: 1, valF1: 0.875 },
+      privacy: { epsilon: 2.5, delta: 1e-5, noiseMultiplier: 1.1, clipNorm: 1, sampleRate: 0.01, steps: 1200 },
+    }),
+    sampleUpdate({ update: null, chunks: 3 }),
+    { type: 'update-chunk', round: 7, index: 1, count: 3, values: edgeVector(7, 3) },
+    { type: 'welcome', protocolVersion: PROTOCOL_VERSION, site: 'branch-lyon.01', currentVersion: 0, round: null, released: null },
+    {
+      type: 'welcome',
+      protocolVersion: PROTOCOL_VERSION,
+      site: 'branch-lyon.01',
+      credential: 'cred_long_lived_0123456789',
+      currentVersion: 6,
+      round: 7,
+      released: 5,
+    },
+    {
+      type: 'round-offer',
+      round: 7,
+      version: 6,
+      task: TASK,
+      manifest: MANIFEST,
+      params: edgeVector(MANIFEST_SIZE, 4),
+      chunks: 0,
+      deadline: 1_767_225_600_000,
+    },
+    { type: 'round-offer', round: 8, version: 7, task: { ...TASK, algorithm: 'maml' }, manifest: MANIFEST, params: null, chunks: 2, deadline: 1_767_225_660_000 },
+    { type: 'params-chunk', version: 7, index: 0, count: 2, values: edgeVector(10, 5) },
+    { type: 'ack', round: 7, accepted: true },
+    { type: 'ack', round: 7, accepted: true, chunk: 2 },
+    { type: 'ack', round: 6, accepted: false, error: { code: 'FEDMETA_ERR_STALE_ROUND', message: 'round 6 is closed; wait for the next offer' } },
+    { type: 'release', version: 5, manifest: MANIFEST, params: edgeVector(MANIFEST_SIZE, 6), chunks: 0 },
+    { type: 'release', version: 5, manifest: MANIFEST, params: null, chunks: 1 },
+    { type: 'error', code: 'FEDMETA_ERR_NOT_READY', message: 'the coordinator is restoring its state; retry in a few seconds' },
+  ];
+}
+
+/** Writes any value as msgpack with the codec's own settings, bypassing validation: the tests' hostile peer. */
+export const rawPackr = new Packr({ moreTypes: true, useRecords: false, structuredClone: false });
+
+/** A peer that uses every msgpackr extension. */
+export const cloningPackr = new Packr({ moreTypes: true, useRecords: false, structuredClone: true });
+
+export function codeOf(fn: () => unknown): string {
+  try {
+    fn();
+  } catch (e) {
+    if (isFedmetaError(e)) return e.code;
+    return `non-fedmeta error: ${e instanceof Error ? `${e.name}: ${e.message}` : String(e)}`;
+  }
+  return 'no error';
+}
+
+export function bytesOf(v: Float32Array): Buffer {
+  return Buffer.from(v.buffer, v.byteOffset, v.byteLength);
+}
