@@ -7,4 +7,5 @@ export * from './meta/index.js';
 export * from './optim/index.js';
 export * from './aggregate/index.js';
 export * from './features/index.js';
+export * from './episodes/index.js';
 export * from './protocol/index.js';

@@ -1,0 +1,3 @@
+export * from './rng.js';
+export * from './split.js';
+export * from './episode.js';
