@@ -15,3 +15,15 @@ export type AggregatorConfig =
   | { kind: 'centered-clipping'; tau: number; iterations?: number }
   /** Clips each update to L2 norm <= maxNorm, then the example-weighted mean. */
   | { kind: 'norm-clip'; maxNorm: number };
+
+/**
+ * Per-round inputs that are not configuration: they change every round, so they live outside the
+ * (checkpointed) config.
+ */
+export interface AggregateOptions {
+  /**
+   * Starting point of centered clipping, typically the previous round's aggregate (same gradient-sign
+   * convention as the updates). Ignored by the other aggregators. Default: the zero vector.
+   */
+  reference?: Float32Array;
+}
