@@ -1,0 +1,11 @@
+export { SocketHub } from './socket-hub.js';
+export type { SocketHubOptions, HubSource } from './socket-hub.js';
+export { wireLimits } from './limits.js';
+export type { WireLimits, WireLimitOptions } from './limits.js';
+export { admit, connectError, peerTls } from './handshake.js';
+export type { AdmitOptions, Admitted, PeerTls } from './handshake.js';
+export { UpdateReceiver } from './inbound.js';
+export type { Verdict, Reply, UpdateReceiverOptions } from './inbound.js';
+export { encodeOffer, encodeRelease, sendTransfer } from './outbound.js';
+export type { EncodedTransfer, Emitter } from './outbound.js';
+export { TokenBucket } from './rate-limit.js';
