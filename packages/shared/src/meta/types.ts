@@ -22,6 +22,17 @@ export interface InnerLoopConfig {
   steps: number;
   /** Inner step size (ignored for parameters covered by a Meta-SGD learned step size). */
   lr: number;
+  /**
+   * ANIL: only the last `adaptLast` dense layers are adapted in the inner loop (the output layer alone is 1).
+   * Default: all layers.
+   */
+  adaptLast?: number;
+  /**
+   * Meta-SGD: the parameter vector carries one learned inner step size per model parameter after the model's
+   * own values (`manifestFor(spec, { metaSgd: true })`), and those replace `lr`. Default: inferred from the
+   * vector's length (twice the model's size means step sizes are present).
+   */
+  metaSgd?: boolean;
 }
 
 /**
