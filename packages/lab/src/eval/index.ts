@@ -1,0 +1,16 @@
+export { evaluate, writeResults } from './runner.js';
+export type { EvaluateOptions, Transport } from './runner.js';
+export { loadDataset, mergeTables } from './data.js';
+export type { Dataset, LoadDatasetOptions } from './data.js';
+export { splitForFamily, checkSplit } from './splits.js';
+export type { FamilySplit, Office, OfficeRole, SplitPlan } from './splits.js';
+export { drawFewShot, drawTasks, gatherRows, officePools } from './protocol.js';
+export type { FewShotTask } from './protocol.js';
+export { adaptStart, metricsOf, scoreBaseline, scoreStart, tuneSchedules } from './scoring.js';
+export type { BaselineOptions, MlpStart, Schedule, Scored, ThresholdRule, TunedSchedule } from './scoring.js';
+export { checkResults, formatResults, resultsSchema } from './results.js';
+export type { CommunicationResults, CurvePoint, EvalResults, MethodResults } from './results.js';
+export { createProgress, silentProgress } from './progress.js';
+export type { Progress, ProgressStream } from './progress.js';
+export { curveRounds, optimizerFor, planRun } from './plan.js';
+export type { RunPlan } from './plan.js';
