@@ -40,6 +40,11 @@ export const ErrorCode = {
   STATE_LOCKED: 'FEDMETA_ERR_STATE_LOCKED',
   UNKNOWN_VERSION: 'FEDMETA_ERR_UNKNOWN_VERSION',
   ROUND_IN_FLIGHT: 'FEDMETA_ERR_ROUND_IN_FLIGHT',
+  // secure aggregation: too few sites left to reconstruct the masks; a signature, AEAD tag or share that does not check
+  SECAGG_ABORTED: 'FEDMETA_ERR_SECAGG_ABORTED',
+  SECAGG_AUTH: 'FEDMETA_ERR_SECAGG_AUTH',
+  // differential privacy: the configured ε budget has no room for another round or training step
+  PRIVACY_BUDGET: 'FEDMETA_ERR_PRIVACY_BUDGET',
 } as const;
 
 export type ErrorCode = (typeof ErrorCode)[keyof typeof ErrorCode];

@@ -9,3 +9,4 @@ export * from './aggregate/index.js';
 export * from './features/index.js';
 export * from './episodes/index.js';
 export * from './protocol/index.js';
+export * from './privacy/index.js';

@@ -1,0 +1,14 @@
+export { DEFAULT_ORDERS, computeRdp, rdpToEpsilon, sampledGaussianRdp } from './rdp.js';
+export type { EpsilonAtOrder, RdpConversion } from './rdp.js';
+export { RdpAccountant, calibrateNoiseMultiplier } from './accountant.js';
+export type { MechanismSteps, RdpAccountantOptions, RdpAccountantState } from './accountant.js';
+export { addGaussianNoise, cryptoNoise, seededNoise } from './noise.js';
+export type { NoiseSource } from './noise.js';
+export { CLIP_SAFETY, clippedGradientSum, perExampleGradients } from './per-example.js';
+export type { ClipFactors, ClippedSum, PerExampleGradients } from './per-example.js';
+export { checkDpSgdConfig, dpAdapt, dpGradient, dpMetaGradient, dpMetaGradientMean, mergeAccounting } from './dp-sgd.js';
+export type { DpAdaptResult, DpGradient, DpMetaResult, DpSgdConfig } from './dp-sgd.js';
+export { checkCentralDpConfig, clipAndNoiseAggregate, clipUpdate } from './central.js';
+export type { CentralDpConfig, CentralDpResult, ClippedUpdate } from './central.js';
+export { PRIVACY_EXTENSION_KEY, PrivacyBudget } from './budget.js';
+export type { PrivacyBudgetConfig, PrivacyBudgetReport } from './budget.js';
