@@ -9,6 +9,10 @@
 // nothing else. Fixed operands let the wasm backend pack each right operand once and never again, which no
 // real step can do (its weights and gradients are new every step), so the ceiling is strict.
 //
+// On wasm the step runs on the project's compiled kernels (its own GEMM, which reads operands in place);
+// the same products on those kernels alone, fixed operands, are reported too, as the step's own floor:
+// the gap between it and the step is the step's overhead, the gap between the two ceilings is the GEMM's.
+//
 // Each figure is the best of several rounds, and training and its ceiling alternate round by round, so a
 // busy neighbour slows both alike. The clock is this process's CPU time by default (wasm and cpu run on one
 // thread, so on an idle machine it equals wall time, and on a shared one it leaves out the time the thread
@@ -26,6 +30,7 @@ import {
   uploadBatch,
 } from '../packages/shared/src/index.js';
 import type { BackendName, Batch, Episode, MetaAlgorithm, ModelSpec } from '../packages/shared/src/index.js';
+import { Epilogue, nativeKernels } from '../packages/shared/src/runtime/native.js';
 
 function arg(name: string): string | undefined {
   const eq = process.argv.find((a) => a.startsWith(`--${name}=`));
@@ -109,15 +114,15 @@ function bestSeconds(...measures: Measure[]): number[] {
 
 const measure = (fn: (i: number) => void, extra: Partial<Measure> = {}): Measure => ({ fn, best: Infinity, ...extra });
 
-/** The step's own products for batch b: [a shape, b shape] pairs. */
-function stepProducts(b: number): Array<[number[], number[]]> {
-  const out: Array<[number[], number[]]> = [];
+/** The step's own products for batch b: [a shape, b shape, is it a weight gradient]. */
+function stepProducts(b: number): Array<[[number, number], [number, number], boolean]> {
+  const out: Array<[[number, number], [number, number], boolean]> = [];
   for (let l = 0; l + 1 < widths.length; l++) {
     const i = widths[l]!;
     const o = widths[l + 1]!;
-    out.push([[b, i], [i, o]]); // forward
-    if (l > 0) out.push([[b, o], [o, i]]); // input gradient
-    out.push([[i, b], [b, o]]); // weight gradient
+    out.push([[b, i], [i, o], false]); // forward
+    if (l > 0) out.push([[b, o], [o, i], false]); // input gradient
+    out.push([[i, b], [b, o], true]); // weight gradient
   }
   return out;
 }
@@ -133,6 +138,26 @@ function ceilingMeasure(b: number): { m: Measure; tensors: tf.Tensor[] } {
   return { m, tensors: [...left, ...right] };
 }
 
+/**
+ * The same products on the project's kernels, fixed operands, laid out as the step lays them out (the
+ * weight gradient reads the layer input [b, i] as Aᵀ); undefined where the kernels are not in use.
+ */
+function nativeCeilingMeasure(b: number): { m: Measure; tensors: tf.Tensor[] } | undefined {
+  const k = nativeKernels();
+  if (k === undefined) return undefined;
+  const calls: Array<() => void> = [];
+  const tensors: tf.Tensor[] = [];
+  for (const [[m, kk], [, n], weightGrad] of stepProducts(b)) {
+    const a = tf.randomNormal(weightGrad ? [kk, m] : [m, kk]);
+    const r = tf.randomNormal([kk, n]);
+    const c = tf.zeros([m, n]);
+    tensors.push(a, r, c);
+    const [rsa, csa] = weightGrad ? [1, m] : [kk, 1];
+    calls.push(() => k.gemm(k.offset(a), rsa, csa, k.offset(r), k.offset(c), m, n, kk, Epilogue.store, 0, 0, 0, 0));
+  }
+  return { m: measure(() => calls.forEach((f) => f())), tensors };
+}
+
 /** One SGD step per call on a freshly uploaded minibatch, as localTrain does. */
 function trainMeasure(b: number): { m: Measure; dispose: () => void } {
   const params = initParams(spec, 1).values;
@@ -146,14 +171,16 @@ function trainMeasure(b: number): { m: Measure; dispose: () => void } {
   return { m, dispose: () => trainer.dispose() };
 }
 
-/** Training at batch b and its ceiling, alternating rounds. */
-function trainAndCeiling(b: number): [number, number] {
+/** Training at batch b, its ceiling and (on wasm) the kernels' own products, alternating rounds. */
+function trainAndCeiling(b: number): [number, number, number | undefined] {
   const train = trainMeasure(b);
   const ceiling = ceilingMeasure(b);
-  const [t, c] = bestSeconds(train.m, ceiling.m);
+  const own = nativeCeilingMeasure(b);
+  const [t, c, o] = bestSeconds(train.m, ceiling.m, ...(own ? [own.m] : []));
   train.dispose();
   tf.dispose(ceiling.tensors);
-  return [t!, c!];
+  if (own) tf.dispose(own.tensors);
+  return [t!, c!, o];
 }
 
 function inferSeconds(n: number): number {
@@ -197,8 +224,8 @@ const machine = `${cpu[0]?.model ?? 'unknown cpu'} x ${cpu.length}, ${(totalmem(
 const commit = gitCommit();
 
 const before = tf.memory().numTensors;
-const [trainB512, ceilB512] = trainAndCeiling(512);
-const [trainB64, ceilB64] = trainAndCeiling(64);
+const [trainB512, ceilB512, ownB512] = trainAndCeiling(512);
+const [trainB64, ceilB64, ownB64] = trainAndCeiling(64);
 const infer = inferSeconds(4096);
 const fomaml = episodeSeconds('fomaml');
 const maml = episodeSeconds('maml');
@@ -222,6 +249,14 @@ const result = {
   ceiling_b64_samples_per_s: round(64 / ceilB64),
   train_b512_of_ceiling: round(ceilB512 / trainB512, 3),
   train_b64_of_ceiling: round(ceilB64 / trainB64, 3),
+  ...(ownB512 !== undefined && ownB64 !== undefined
+    ? {
+        kernels_ceiling_b512_samples_per_s: round(512 / ownB512),
+        kernels_ceiling_b64_samples_per_s: round(64 / ownB64),
+        train_b512_of_kernels_ceiling: round(ownB512 / trainB512, 3),
+        train_b64_of_kernels_ceiling: round(ownB64 / trainB64, 3),
+      }
+    : {}),
   clock,
   leaked_tensors: leaked,
 };
@@ -231,6 +266,12 @@ const rows: Array<[string, string, string]> = [
   ['train, batch 64 (samples/s)', String(result.train_b64_samples_per_s), `${(100 * result.train_b64_of_ceiling).toFixed(0)}% of the ceiling`],
   ['ceiling, batch 512 (samples/s)', String(result.ceiling_b512_samples_per_s), "the step's matMuls alone"],
   ['ceiling, batch 64 (samples/s)', String(result.ceiling_b64_samples_per_s), "the step's matMuls alone"],
+  ...(result.kernels_ceiling_b512_samples_per_s !== undefined
+    ? ([
+        ['same products, own kernels, b512', String(result.kernels_ceiling_b512_samples_per_s), `the step reaches ${(100 * result.train_b512_of_kernels_ceiling!).toFixed(0)}% of it`],
+        ['same products, own kernels, b64', String(result.kernels_ceiling_b64_samples_per_s), `the step reaches ${(100 * result.train_b64_of_kernels_ceiling!).toFixed(0)}% of it`],
+      ] as Array<[string, string, string]>)
+    : []),
   ['inference, batch 4096 (flows/s)', String(result.infer_flows_per_s), ''],
   ['FOMAML (episodes/s)', String(result.fomaml_episodes_per_s), '20-row support (10 shots x 2), 64-row query, 5 inner steps'],
   ['MAML, second order (episodes/s)', String(result.maml_episodes_per_s), 'same episodes'],

@@ -8,14 +8,16 @@ import { modelParamCount, validateSpec } from './params.js';
 import { outputDim } from './spec.js';
 import type { ModelSpec } from './spec.js';
 import { fastTanh } from './backprop.js';
+import { fusedKernels, fusedPredict } from './fused.js';
 
 /** Rows scored per kernel launch: large enough to amortise per-op cost, small enough to bound memory. */
 export const PREDICT_CHUNK = 4096;
 
 /**
- * A detector with its parameters held on the backend (uploaded once), for scoring many batches. The
- * backend also keeps its packed copy of each weight matrix while the tensors live, so repeated scoring
- * does no weight work at all. Call dispose() when done.
+ * A detector with its parameters held on the backend (uploaded once), for scoring many batches. On wasm a
+ * relu network scores on the project's compiled kernels (fused.ts: rows go straight into scratch, nothing
+ * is packed or allocated per call); elsewhere tfjs keeps its packed copy of each weight matrix while the
+ * tensors live, so repeated scoring does no weight work either. Call dispose() when done.
  */
 export class Detector {
   readonly spec: ModelSpec;
@@ -45,6 +47,14 @@ export class Detector {
     }
     const c = outputDim(this.spec);
     const out = new Float32Array(n * c);
+    const k = fusedKernels(this.spec);
+    if (k !== undefined) {
+      for (let start = 0; start < n; start += PREDICT_CHUNK) {
+        const rows = Math.min(PREDICT_CHUNK, n - start);
+        fusedPredict(k, this.spec, layers, x.subarray(start * dim, (start + rows) * dim), rows, out, start * c);
+      }
+      return out;
+    }
     for (let start = 0; start < n; start += PREDICT_CHUNK) {
       const rows = Math.min(PREDICT_CHUNK, n - start);
       const probs = tf.tidy(() => {

@@ -1,11 +1,13 @@
 import { requireRuntime } from '../runtime/backend.js';
 import { tf } from '../runtime/tf.js';
 import type { Tensor1D, Tensor2D } from '../runtime/tf.js';
+import { transpose2d } from '../runtime/wasm-kernels.js';
 import { backwardCols, backwardRows, chooseLayout, forwardCols, forwardRows, toCols, toRows } from './backprop.js';
 import type { BackwardResult, Gradients, Layout } from './backprop.js';
 import type { BatchTensors } from './batch.js';
 import { meanLoss, readLayers, uploadLayers } from './forward.js';
 import type { DenseTensors } from './forward.js';
+import { fusedGradients, fusedKernels, fusedLoss, fusedStep } from './fused.js';
 import { modelParamCount } from './params.js';
 import { layerWidths } from './spec.js';
 import type { ModelSpec } from './spec.js';
@@ -14,8 +16,9 @@ export type { Gradients, Layout } from './backprop.js';
 
 /**
  * The SGD step that local training, the inner loop and the first-order meta-gradients all run: an explicit
- * forward and backward pass (backprop.ts), no tape, no optimizer object, the learning rate folded into the
- * output gradient so that the update is one subtraction per tensor.
+ * forward and backward pass, no tape, no optimizer object, the learning rate folded into the output
+ * gradient. On the wasm backend a relu network runs on the project's compiled kernels (fused.ts), where
+ * the update is part of the weight-gradient product; elsewhere on tfjs ops (backprop.ts).
  *
  * Why not tfjs autodiff: it records every op, builds its gradient from `transposeA/B` matMuls (which the wasm
  * backend runs through a naive loop) and cannot choose which operand the backend repacks; on the detector
@@ -28,7 +31,10 @@ export interface StepOptions {
   stepSizes?: readonly DenseTensors[];
   /** Also return the mean loss before the step (costs no extra forward pass). */
   withLoss?: boolean;
-  /** Force a layout (default: the cheaper one for the batch size). */
+  /**
+   * Force the tfjs path in this layout (default: the compiled kernels where they apply, else the cheaper
+   * layout for the batch size).
+   */
   layout?: Layout;
 }
 
@@ -44,6 +50,8 @@ export class MlpTrainer {
   private readonly widths: number[];
   /** The caller's tensors this trainer started from: never disposed here (ANIL keeps some for good). */
   private readonly borrowed: Set<tf.Tensor>;
+  /** Per layer, its kernel transposed (for the fused path's input gradients), while `of` is the kernel. */
+  private transposed: Array<{ of: Tensor2D; t: Tensor2D } | undefined> = [];
   private disposed = false;
 
   /**
@@ -73,6 +81,24 @@ export class MlpTrainer {
     const first = L - Math.min(L, opts.adaptLast ?? L);
     // With Meta-SGD the per-parameter sizes multiply an unscaled mean gradient; otherwise fold lr in.
     const scale = opts.stepSizes ? 1 / batch.n : lr / batch.n;
+    const k = opts.layout === undefined && batch.n > 0 ? fusedKernels(this.spec) : undefined;
+    if (k !== undefined) {
+      this.ensureForm('rows');
+      const r = fusedStep(k, this.spec, {
+        layers: this.layers,
+        kernelT: this.kernelT,
+        batch,
+        scale,
+        first,
+        withLoss: opts.withLoss === true,
+        sizes: opts.stepSizes,
+      });
+      this.replaceLayers(r.layers);
+      r.kernelT.forEach((t, l) => {
+        if (t !== undefined) this.transposed[l] = { of: r.layers[l]!.kernel, t };
+      });
+      return r.loss;
+    }
     const layout = opts.layout ?? chooseLayout(this.widths, batch.n);
     this.ensureForm(layout);
     const sizes = opts.stepSizes && this.sizesInForm(opts.stepSizes);
@@ -99,6 +125,11 @@ export class MlpTrainer {
    * entries undefined), and the mean loss when `withLoss` is set.
    */
   gradients(batch: BatchTensors, first = 0, withLoss = false): { grads: Array<Gradients | undefined>; loss: number | undefined } {
+    const k = batch.n > 0 ? fusedKernels(this.spec) : undefined;
+    if (k !== undefined) {
+      this.ensureForm('rows');
+      return fusedGradients(k, this.spec, this.layers, this.kernelT, batch, 1 / batch.n, first, withLoss);
+    }
     let lossTensor: tf.Scalar | undefined;
     const layout = chooseLayout(this.widths, batch.n);
     this.ensureForm(layout);
@@ -132,6 +163,8 @@ export class MlpTrainer {
 
   /** Mean loss on a batch at the current parameters (forward pass only). */
   loss(batch: BatchTensors): number {
+    const k = this.form === 'rows' && batch.n > 0 ? fusedKernels(this.spec) : undefined;
+    if (k !== undefined) return fusedLoss(k, this.spec, this.layers, batch);
     const logits = (): Tensor2D =>
       this.form === 'cols' ? forwardCols(this.spec, this.layers, batch).logits : forwardRows(this.spec, this.layers, batch.x).logits;
     return readScalar(tf.tidy(() => meanLoss(this.spec, logits(), batch.target)))!;
@@ -147,6 +180,8 @@ export class MlpTrainer {
     if (this.disposed) return;
     this.disposed = true;
     this.release(this.layers, new Set());
+    for (const e of this.transposed) e?.t.dispose();
+    this.transposed = [];
     tf.dispose(this.ownedExtras);
     this.ownedExtras = [];
   }
@@ -176,7 +211,24 @@ export class MlpTrainer {
   private replaceLayers(next: DenseTensors[]): void {
     this.release(this.layers, new Set(next.flatMap((l) => [l.kernel, l.bias])));
     this.layers = next;
+    this.transposed.forEach((e, l) => {
+      if (e !== undefined && e.of !== next[l]?.kernel) {
+        e.t.dispose();
+        this.transposed[l] = undefined;
+      }
+    });
   }
+
+  /** Layer l's kernel transposed, made on first need and kept while the kernel stays. */
+  private readonly kernelT = (l: number): Tensor2D => {
+    const kernel = this.layers[l]!.kernel;
+    const e = this.transposed[l];
+    if (e !== undefined && e.of === kernel) return e.t;
+    e?.t.dispose();
+    const t = transpose2d(kernel);
+    this.transposed[l] = { of: kernel, t };
+    return t;
+  };
 
   /** Disposes the trainer's own tensors among `layers`, except those still in use. */
   private release(layers: readonly DenseTensors[], inUse: ReadonlySet<tf.Tensor>): void {

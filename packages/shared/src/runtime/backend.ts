@@ -1,5 +1,6 @@
 import { ErrorCode, FedmetaError } from '../errors.js';
 import { registerProjectGradients } from './gradients.js';
+import { loadNativeKernels } from './native.js';
 import { registerWasmKernels } from './wasm-kernels.js';
 import { tf } from './tf.js';
 
@@ -109,6 +110,7 @@ async function start(requested: BackendName, opts: RuntimeOptions): Promise<Runt
     const ok = await tryActivate('wasm');
     if (ok) {
       registerWasmKernels();
+      loadNativeKernels();
       info = { backend: 'wasm', requested, fellBack: false };
     }
     else {
