@@ -10,3 +10,4 @@ export * from './features/index.js';
 export * from './episodes/index.js';
 export * from './protocol/index.js';
 export * from './privacy/index.js';
+export * from './secagg/index.js';
