@@ -1,4 +1,5 @@
 import { z } from 'zod';
+import { PROTOCOL_LIMITS } from '@fedmeta/shared';
 import type { AggregatorConfig, ModelSpec, OptimizerConfig } from '@fedmeta/shared';
 
 /**
@@ -31,7 +32,13 @@ const serverSchema = z
     allowInsecureHttp: z.boolean().describe('Serve plain HTTP when no certificate is given; only for loopback demos.'),
     maxConnections: z.number().int().min(1).describe('Most simultaneous socket connections; more are refused.'),
     perConnectionMessagesPerSecond: z.number().positive().describe('Messages per second one connection may send before it is rate-limited.'),
-    maxMessageBytes: z.number().int().min(1024).optional().describe('Largest socket.io message accepted; derived from the model size when unset.'),
+    maxMessageBytes: z
+      .number()
+      .int()
+      .min(1024)
+      .max(PROTOCOL_LIMITS.messageBytes)
+      .optional()
+      .describe('Largest socket.io message accepted; derived from the model size when unset. Sites chunk their updates to fit it.'),
   })
   .strict();
 
@@ -61,7 +68,11 @@ const roundsSchema = z
     queryShots: z.number().int().min(1).describe('Query examples per class in each episode.'),
     episodes: z.number().int().min(1).describe('Episodes per site per round.'),
     sampleFraction: z.number().gt(0).max(1).describe('Fraction of connected sites sampled for each round.'),
-    minSites: z.number().int().min(1).describe('Fewest sites a round is started with and aggregated from.'),
+    minSites: z
+      .number()
+      .int()
+      .min(1)
+      .describe('Fewest sites a round is started with: rounds wait (up to the deadline) until this many are online, and sample at least this many.'),
     quorum: z
       .preprocess(
         quorumInput,
@@ -70,7 +81,9 @@ const roundsSchema = z
           z.object({ kind: z.literal('count'), value: z.number().int().min(1) }).strict(),
         ]),
       )
-      .describe('Updates needed by the deadline: a fraction of the sampled sites (0.5 or "50%") or a count (3); never fewer than minSites.'),
+      .describe(
+        'Updates needed by the deadline to commit a round: a fraction of the sites sampled in that round (0.5 or "50%": ceil(fraction x sampled), at least 1), or a count (3; rounds then also wait for that many sites online).',
+      ),
     deadlineSeconds: z.number().positive().describe('Seconds a round waits for updates before it aggregates or, without a quorum, is aborted and re-issued.'),
     continuous: z.boolean().describe('Keep running rounds after serve starts.'),
     maxRounds: z.number().int().min(1).optional().describe('Stop continuous mode after this many rounds.'),

@@ -5,3 +5,5 @@ export * from './transport/index.js';
 export * from './admin/index.js';
 export * from './cli/index.js';
 export * from './serve.js';
+export * from './metrics/index.js';
+export * from './dashboard/index.js';

@@ -28,6 +28,9 @@ import { FileStateStore } from './state/file-store.js';
 import type { StateStore } from './state/store.js';
 import type { Checkpoint } from './state/types.js';
 import { SocketHub } from './transport/socket-hub.js';
+import { attachObservability } from './metrics/attach.js';
+import { pausePoint } from './test-hooks.js';
+import type { CoordinatorMetrics } from './metrics/coordinator-metrics.js';
 
 /** The fingerprint stored when the federation runs without a feature schema: sites are then not checked. */
 export const UNCHECKED_SCHEMA = 'unchecked';
@@ -47,6 +50,8 @@ export interface RunningCoordinator {
   store: StateStore;
   hub: SocketHub;
   runner: RoundRunner;
+  /** Prometheus metrics, served at GET /metrics (admin token). */
+  metrics: CoordinatorMetrics;
   /** Stops rounds, closes every connection and the store; resolves once the data directory is released. */
   close(): Promise<void>;
 }
@@ -61,17 +66,16 @@ export function coordinatorVersion(): string {
 }
 
 /**
- * The engine's quorum is a number of updates. A fraction in the configuration is read against minSites, the
- * fewest sites a round asks, so that every round it starts can reach it.
+ * The engine's settings from the coordinator's configuration. The quorum goes as the rule it is: a count, or a
+ * fraction the engine applies to the sites each round sampled.
  */
 export function engineConfigFrom(config: CoordinatorConfig, seed: number): EngineConfig {
   const r = config.rounds;
-  const quorum = r.quorum.kind === 'count' ? r.quorum.value : Math.max(1, Math.ceil(r.quorum.value * r.minSites));
   return {
     rounds: {
       sampleFraction: r.sampleFraction,
       minSites: r.minSites,
-      quorum,
+      quorum: { ...r.quorum },
       deadlineSeconds: r.deadlineSeconds,
       algorithm: r.algorithm,
       innerSteps: r.innerSteps,
@@ -209,6 +213,7 @@ export async function startCoordinator(config: CoordinatorConfig, opts: StartCoo
     if (!latest) initial = initialCheckpoint(config, federation.inputDim as number, fingerprint, seed);
     const paramCount = latest ? latest.params.length : (initial as Checkpoint).params.length;
 
+    // The hub exists before the engine it reports to: refusals before the engine exists have no round to count in.
     let rejectionSink: RejectionSink | null = null;
     let handler: (req: IncomingMessage, res: ServerResponse) => void = (_req, res) => {
       res.writeHead(503).end();
@@ -238,10 +243,9 @@ export async function startCoordinator(config: CoordinatorConfig, opts: StartCoo
     };
     if (opts.clock) engineOptions.clock = opts.clock;
     const engine = new RoundEngine(engineOptions);
-    rejectionSink = transportRejectionSink(engine);
+    rejectionSink = (site, round, code) => engine.recordRejection(site, round, code);
 
-    const quorum = engineOptions.config.rounds.quorum;
-    const runner = new RoundRunner({ engine, logger: log.child({ subsystem: 'rounds' }), online: () => socketHub.online().length, quorum });
+    const runner = new RoundRunner({ engine, logger: log.child({ subsystem: 'rounds' }), online: () => socketHub.online().length, minOnline: engine.sitesToStart });
     const startedAt = new Date();
     const backend = createAdminBackend({
       engine,
@@ -252,7 +256,10 @@ export async function startCoordinator(config: CoordinatorConfig, opts: StartCoo
       startedAt,
       settings: { rounds: redactConfig(config)['rounds'], aggregator: config.aggregator, optimizer: config.optimizer, limits: socketHub.limits },
     });
-    handler = createAdminHandler({ token: config.adminToken, backend, logger: log.child({ subsystem: 'admin' }) });
+    const admin = createAdminHandler({ token: config.adminToken, backend, logger: log.child({ subsystem: 'admin' }) });
+    // /metrics, the dashboard at /admin/ and the round history sit in front of the admin API.
+    const observability = attachObservability({ engine, hub: socketHub, adminToken: config.adminToken, logger: log.child({ subsystem: 'admin' }), next: admin });
+    handler = observability.handler;
 
     const port = await listen(server, config.server.port, config.server.host);
     const host = config.server.host.includes(':') ? `[${config.server.host}]` : config.server.host;
@@ -260,6 +267,7 @@ export async function startCoordinator(config: CoordinatorConfig, opts: StartCoo
     log.info({ url, port, tls: made.tls, mutualTls: config.server.requireClientCert, limits: socketHub.limits }, 'coordinator listening; sites wait until the state is restored');
 
     // Site traffic is refused (NOT_READY) until the engine has restored the committed state.
+    await pausePoint('restore');
     const restored = await engine.init(initial);
     socketHub.activate({
       welcome: () => {
@@ -269,7 +277,7 @@ export async function startCoordinator(config: CoordinatorConfig, opts: StartCoo
       release: async (version) => {
         const cp = engine.checkpoint();
         const source = cp && cp.version === version ? cp : await store.loadVersion(version);
-        return { manifest: source.manifest, params: source.params };
+        return { spec: source.spec, manifest: source.manifest, params: source.params };
       },
     });
     log.info({ version: restored.version, nextRound: restored.nextRound, restored: restored.restored }, 'coordinator ready');
@@ -280,6 +288,7 @@ export async function startCoordinator(config: CoordinatorConfig, opts: StartCoo
     const close = (): Promise<void> =>
       (closing ??= (async () => {
         engine.close();
+        observability.metrics.close();
         await runner.stop();
         srv.closeIdleConnections();
         await socketHub.close();
@@ -287,7 +296,7 @@ export async function startCoordinator(config: CoordinatorConfig, opts: StartCoo
         await store.close();
         log.info('coordinator stopped');
       })());
-    return { url, port, engine, store, hub: socketHub, runner, close };
+    return { url, port, engine, store, hub: socketHub, runner, metrics: observability.metrics, close };
   } catch (e) {
     if (hub) await hub.close().catch(() => undefined);
     else if (server) server.close();
@@ -298,13 +307,8 @@ export async function startCoordinator(config: CoordinatorConfig, opts: StartCoo
   }
 }
 
-type RejectionSink = (site: string, round: number | null, code: ErrorCode) => void;
-
 /**
- * Updates refused by the transport (oversize, undecodable, NaN, wrong length) never reach the engine's submit.
- * When the engine offers a way to count them in the round record, they are passed on to it.
+ * Updates refused by the transport (oversize, undecodable, NaN, wrong length) never reach the engine's submit;
+ * the engine counts them in the round's record through this.
  */
-function transportRejectionSink(engine: RoundEngine): RejectionSink | null {
-  const sink = engine as unknown as { recordRejection?: RejectionSink };
-  return typeof sink.recordRejection === 'function' ? sink.recordRejection.bind(engine) : null;
-}
+type RejectionSink = (site: string, round: number | null, code: ErrorCode) => void;

@@ -9,6 +9,8 @@ import {
   loadCoordinatorConfig,
   redactConfig,
 } from '../src/config.js';
+import { engineConfigFrom } from '../src/serve.js';
+import { quorumFor } from '../src/engine/config.js';
 import { tempDir } from './store-helpers.js';
 
 const configError = (pattern: RegExp) => (e: unknown) => {
@@ -152,6 +154,14 @@ test('shorthands: kind names, quorum as fraction, percentage or count, optimizer
     kind: 'fraction',
     value: 0.6,
   });
+
+  // The engine gets the rule itself: a fraction is applied to each round's sample, not fixed in advance.
+  const engine = engineConfigFrom(a, 1);
+  assert.deepEqual(engine.rounds.quorum, { kind: 'fraction', value: 0.75 });
+  assert.equal(quorumFor(engine.rounds.quorum as { kind: 'fraction'; value: number }, 4), 3);
+  assert.equal(quorumFor(engine.rounds.quorum as { kind: 'fraction'; value: number }, 40), 30);
+  const help = describeOptions().find((o) => o.key === 'rounds.quorum')?.help ?? '';
+  assert.match(help, /fraction of the sites sampled in that round/);
 
   const dir = await tempDir(t);
   const file = join(dir, 'c.yaml');

@@ -30,7 +30,7 @@ async function runWithDelays(delays: number[]): Promise<Checkpoint> {
       };
     });
   });
-  const config = engineConfig({ quorum: 6, minSites: 6 }, { optimizer: { kind: 'sgd', lr: 1 } });
+  const config = engineConfig({ quorum: { kind: 'count', value: 6 }, minSites: 6 }, { optimizer: { kind: 'sgd', lr: 1 } });
   const engine = new RoundEngine({ store: new MemoryStore(), hub: m.hub, config, logger: captureLogger('silent').logger });
   await engine.init(initialCheckpoint(DIM - 1));
   await engine.runRound();
@@ -92,7 +92,7 @@ test('two engines with the same seed sample the same sites and send the same tas
     const engine = new RoundEngine({
       store: new MemoryStore(),
       hub: m.hub,
-      config: engineConfig({ sampleFraction: 0.3, minSites: 2, quorum: 2 }),
+      config: engineConfig({ sampleFraction: 0.3, minSites: 2, quorum: { kind: 'count', value: 2 } }),
       logger: captureLogger('silent').logger,
     });
     await engine.init(initialCheckpoint(DIM - 1));
@@ -110,12 +110,12 @@ test('configuration is checked once, with the field to fix named', () => {
   const isConfig = (field: RegExp) => (e: unknown) => isFedmetaError(e, ErrorCode.CONFIG) && field.test(e.message);
   assert.throws(bad({ sampleFraction: 0 }), isConfig(/rounds\.sampleFraction/));
   assert.throws(bad({ sampleFraction: 1.5 }), isConfig(/rounds\.sampleFraction/));
-  assert.throws(bad({ quorum: 0 }), isConfig(/rounds\.quorum/));
+  assert.throws(bad({ quorum: { kind: 'count', value: 0 } }), isConfig(/rounds\.quorum/));
   assert.throws(bad({ deadlineSeconds: Number.NaN }), isConfig(/rounds\.deadlineSeconds/));
   assert.throws(bad({ algorithm: 'sgd' }), isConfig(/rounds\.algorithm/));
-  assert.throws(bad({ sampleFraction: 0.5, minSites: 2, quorum: 3 }), isConfig(/rounds\.quorum .*minSites/));
-  assert.throws(bad({ quorum: 3, minSites: 3 }, { aggregator: { kind: 'multi-krum', f: 1 } }), isConfig(/quorum 3 is too small/));
+  assert.throws(bad({ sampleFraction: 0.5, minSites: 2, quorum: { kind: 'count', value: 3 } }), isConfig(/rounds\.quorum .*minSites/));
+  assert.throws(bad({ quorum: { kind: 'count', value: 3 }, minSites: 3 }, { aggregator: { kind: 'multi-krum', f: 1 } }), isConfig(/quorum 3 is too small/));
   assert.throws(bad({}, { seed: -1 }), isConfig(/seed/));
-  const ok = validateEngineConfig(engineConfig({ quorum: 5, minSites: 5 }, { aggregator: { kind: 'multi-krum', f: 1 } }));
+  const ok = validateEngineConfig(engineConfig({ quorum: { kind: 'count', value: 5 }, minSites: 5 }, { aggregator: { kind: 'multi-krum', f: 1 } }));
   assert.ok(Object.isFrozen(ok) && Object.isFrozen(ok.rounds));
 });

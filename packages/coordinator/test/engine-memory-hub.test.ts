@@ -8,7 +8,11 @@ const offer = (params: Float32Array): RoundOffer => ({
   round: 1,
   version: 1,
   task: { algorithm: 'fomaml', innerSteps: 2, innerLr: 0.1, shots: 3, queryShots: 3, episodes: 1, seed: 9 },
-  manifest: [{ name: 'dense0/bias', shape: [params.length], dtype: 'float32' }],
+  spec: { inputDim: params.length - 1, hidden: [], activation: 'relu', task: { kind: 'binary' } },
+  manifest: [
+    { name: 'dense0/kernel', shape: [params.length - 1, 1], dtype: 'float32' },
+    { name: 'dense0/bias', shape: [1], dtype: 'float32' },
+  ],
   params,
   deadline: 0,
 });

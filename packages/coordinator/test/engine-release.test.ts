@@ -21,7 +21,7 @@ async function federation(opts: { reportF1: boolean; store?: MemoryStore; delayM
     });
   }
   const store = opts.store ?? new MemoryStore();
-  const engine = new RoundEngine({ store, hub: m.hub, config: engineConfig({ quorum: 2, minSites: 2 }), logger: captureLogger('silent').logger });
+  const engine = new RoundEngine({ store, hub: m.hub, config: engineConfig({ quorum: { kind: 'count', value: 2 }, minSites: 2 }), logger: captureLogger('silent').logger });
   await engine.init(initialCheckpoint(DIM - 1));
   return { engine, store, releases };
 }
@@ -47,7 +47,7 @@ test('release by number, release --best by the sites\' validation F1, and rollba
   assert.deepEqual(releases, [2, 4, 2]);
 
   // The release stack is part of the committed state: a restarted coordinator knows it.
-  const again = new RoundEngine({ store, hub: createMemoryHub().hub, config: engineConfig({ quorum: 2, minSites: 2 }), logger: captureLogger('silent').logger });
+  const again = new RoundEngine({ store, hub: createMemoryHub().hub, config: engineConfig({ quorum: { kind: 'count', value: 2 }, minSites: 2 }), logger: captureLogger('silent').logger });
   await again.init();
   assert.equal(again.status().released, 2);
   assert.deepEqual(again.status().releases, [2]);

@@ -20,7 +20,7 @@ void storeFitsEngine;
 const DIM = 16;
 const SITES = ['berlin', 'lyon', 'madrid', 'oslo', 'porto'];
 const config = engineConfig(
-  { sampleFraction: 0.6, minSites: 3, quorum: 3, deadlineSeconds: 2 },
+  { sampleFraction: 0.6, minSites: 3, quorum: { kind: 'count', value: 3 }, deadlineSeconds: 2 },
   { optimizer: { kind: 'adam', lr: 0.05 }, seed: 7 },
 );
 
@@ -130,7 +130,7 @@ for (const kind of kinds) {
 test('a crash mid-round: the restarted engine re-issues the same round, attempt and sample, and keeps the earlier abort', async () => {
   const store = new MemoryStore();
   const logger = captureLogger('silent').logger;
-  const patient = engineConfig({ sampleFraction: 0.6, minSites: 3, quorum: 3, deadlineSeconds: 5 }, { seed: 7 });
+  const patient = engineConfig({ sampleFraction: 0.6, minSites: 3, quorum: { kind: 'count', value: 3 }, deadlineSeconds: 5 }, { seed: 7 });
   const quick = { ...patient, rounds: { ...patient.rounds, deadlineSeconds: 0.08 } };
   const first = new RoundEngine({ store, hub: federation().hub, config: patient, logger });
   await first.init(initialCheckpoint(DIM - 1));

@@ -19,7 +19,7 @@ test('rounds commit with every site and the meta-parameters converge to the site
   const examples = [100, 200, 300, 400];
   targets.forEach((t, i) => m.connect(`site-${i}`, quadraticSite(t, { examples: examples[i] as number, onOffer: (o) => offers.push(o) })));
   const { logger } = captureLogger('silent');
-  const engine = new RoundEngine({ store, hub: m.hub, config: engineConfig({ quorum: 3, minSites: 3 }), logger });
+  const engine = new RoundEngine({ store, hub: m.hub, config: engineConfig({ quorum: { kind: 'count', value: 3 }, minSites: 3 }), logger });
   const events: string[] = [];
   for (const e of ['round-started', 'update-accepted', 'round-committed', 'round-aborted'] as const) engine.on(e, () => events.push(e));
 
@@ -94,7 +94,7 @@ test('a round reaches its quorum with one site silent and commits at the deadlin
   const engine = new RoundEngine({
     store: new MemoryStore(),
     hub: m.hub,
-    config: engineConfig({ quorum: 2, minSites: 2, deadlineSeconds: 0.15 }),
+    config: engineConfig({ quorum: { kind: 'count', value: 2 }, minSites: 2, deadlineSeconds: 0.15 }),
     logger: captureLogger('silent').logger,
   });
   await engine.init(initialCheckpoint(DIM - 1));
@@ -119,7 +119,7 @@ test('without a quorum a round is aborted and re-issued, and gives up with a cle
   const engine = new RoundEngine({
     store,
     hub: m.hub,
-    config: engineConfig({ quorum: 2, minSites: 2, deadlineSeconds: 0.2, maxConsecutiveAborts: 3 }),
+    config: engineConfig({ quorum: { kind: 'count', value: 2 }, minSites: 2, deadlineSeconds: 0.2, maxConsecutiveAborts: 3 }),
     logger: captureLogger('silent').logger,
   });
   const aborted: RoundRecord[] = [];
@@ -158,7 +158,7 @@ test('a site that misses the first attempt answers the re-issued one, which comm
   const engine = new RoundEngine({
     store: new MemoryStore(),
     hub: m.hub,
-    config: engineConfig({ quorum: 3, minSites: 3, deadlineSeconds: 0.3 }),
+    config: engineConfig({ quorum: { kind: 'count', value: 3 }, minSites: 3, deadlineSeconds: 0.3 }),
     logger: captureLogger('silent').logger,
   });
   await engine.init(initialCheckpoint(DIM - 1));
@@ -174,7 +174,7 @@ test('a round waits for a quorum of sites to come online, within its deadline', 
   const engine = new RoundEngine({
     store: new MemoryStore(),
     hub: m.hub,
-    config: engineConfig({ quorum: 1, deadlineSeconds: 1 }),
+    config: engineConfig({ quorum: { kind: 'count', value: 1 }, deadlineSeconds: 1 }),
     logger: captureLogger('silent').logger,
   });
   await engine.init(initialCheckpoint(DIM - 1));
@@ -194,7 +194,7 @@ test('nobody online: each attempt ends at the injected clock\'s deadline and the
   const engine = new RoundEngine({
     store: new MemoryStore(),
     hub: m.hub,
-    config: engineConfig({ quorum: 1, deadlineSeconds: 60, maxConsecutiveAborts: 2 }),
+    config: engineConfig({ quorum: { kind: 'count', value: 1 }, deadlineSeconds: 60, maxConsecutiveAborts: 2 }),
     logger: captureLogger('silent').logger,
     clock,
   });
@@ -230,7 +230,7 @@ test('offers carry the injected clock\'s deadline; a sampled site that reconnect
   const engine = new RoundEngine({
     store: new MemoryStore(),
     hub: m.hub,
-    config: engineConfig({ quorum: 2, minSites: 2, deadlineSeconds: 30 }),
+    config: engineConfig({ quorum: { kind: 'count', value: 2 }, minSites: 2, deadlineSeconds: 30 }),
     logger: captureLogger('silent').logger,
     clock,
   });
@@ -253,7 +253,7 @@ test('a round already running refuses a second runRound, and close() ends the ro
   const engine = new RoundEngine({
     store: new MemoryStore(),
     hub: m.hub,
-    config: engineConfig({ quorum: 1, deadlineSeconds: 30 }),
+    config: engineConfig({ quorum: { kind: 'count', value: 1 }, deadlineSeconds: 30 }),
     logger: captureLogger('silent').logger,
   });
   await engine.init(initialCheckpoint(DIM - 1));

@@ -77,7 +77,7 @@ test('stale, future, duplicate, wrong-length, NaN, infinite and unsampled update
     self.sendUpdate({ ...u, round: u.round + 1 });
     return u;
   });
-  const engine = new RoundEngine({ store: new MemoryStore(), hub: m.hub, config: engineConfig({ quorum: 2, minSites: 2, deadlineSeconds: 5 }), logger });
+  const engine = new RoundEngine({ store: new MemoryStore(), hub: m.hub, config: engineConfig({ quorum: { kind: 'count', value: 2 }, minSites: 2, deadlineSeconds: 5 }), logger });
   const rejectedEvents: string[] = [];
   engine.on('update-rejected', (e) => rejectedEvents.push(`${e.site}:${e.code}`));
   await engine.init(initialCheckpoint(DIM - 1));

@@ -128,15 +128,17 @@ test('stale, duplicate, wrong-length, non-finite and oversize updates are refuse
     ErrorCode.STALE_ROUND,
     ErrorCode.WRONG_LENGTH,
   ].sort());
-  // The engine counts what it judged in the round's record; the hub counts every refusal by reason.
-  assert.equal(second.rejected[ErrorCode.STALE_ROUND], 1);
-  assert.equal(second.rejected[ErrorCode.DUPLICATE_UPDATE], 1);
-  if (typeof (c.engine as unknown as { recordRejection?: unknown }).recordRejection === 'function') {
-    // Once the engine can take them, refusals at the transport are in the round's record as well.
-    assert.equal(second.rejected[ErrorCode.WRONG_LENGTH], 1);
-    assert.equal(second.rejected[ErrorCode.NON_FINITE], 2);
-    assert.equal(second.rejected[ErrorCode.OVERSIZE], 1);
-  }
+  // The round's record counts every refusal by reason: those the engine judged (stale, duplicate) and those the
+  // transport refused before the engine saw them (wrong length, non-finite, oversize).
+  assert.deepEqual(second.rejected, {
+    [ErrorCode.STALE_ROUND]: 1,
+    [ErrorCode.DUPLICATE_UPDATE]: 1,
+    [ErrorCode.WRONG_LENGTH]: 1,
+    [ErrorCode.NON_FINITE]: 2,
+    [ErrorCode.OVERSIZE]: 1,
+  });
+  assert.deepEqual(first.rejected, {}, 'nothing was refused in the first round');
+  assert.deepEqual(c.store.latest()?.history.at(-1)?.rejected, second.rejected, 'the counts are in the committed record');
   const counts = c.hub.rejectionCounts();
   assert.deepEqual(counts, {
     [ErrorCode.STALE_ROUND]: 1,
@@ -162,10 +164,17 @@ test('a model larger than one message travels in chunks both ways', async (t) =>
   const chunkValues = 3;
   const { c } = await startTest(t, { chunkValues });
   assert.equal(c.hub.limits.chunkValues, 3);
-  const offers: { chunks: number; params: Float32Array }[] = [];
+  const { token } = await addSite(c.store, 'probe');
+  const probe = await connect(c.url, hello('probe', { kind: 'enroll', token }), t);
+  assert.equal(probe.welcome.chunkValues, 3, 'the welcome tells a site the chunk size to send its updates at');
+  assert.equal(probe.welcome.maxMessageBytes, c.hub.limits.maxMessageBytes);
+  probe.socket.disconnect();
+  await waitFor(() => c.hub.online().length === 0, 4000, 'the probe gone');
+  const offers: { chunks: number; spec: RoundOfferMessage['spec']; params: Float32Array }[] = [];
   const releases: Float32Array[] = [];
+  const specs: unknown[] = [];
   const sockets = await joinSites(t, c, ['s1', 's2', 's3'], () => async (socket, offer, params) => {
-    offers.push({ chunks: offer.chunks, params });
+    offers.push({ chunks: offer.chunks, spec: offer.spec, params });
     const acks = await sendChunked(socket, quadraticUpdate(offer, params, -1), chunkValues);
     assert.equal(acks.length, 4, 'header and three chunks');
     assert.ok(acks.every((a) => a.accepted), JSON.stringify(acks.map((a) => a.error)));
@@ -178,6 +187,7 @@ test('a model larger than one message travels in chunks both ways', async (t) =>
   assert.equal(offers.length, 3);
   for (const o of offers) {
     assert.equal(o.chunks, 3);
+    assert.deepEqual(o.spec, c.engine.checkpoint()?.spec, 'the offer names the model');
     assert.deepEqual(o.params, start, 'the reassembled offer is the checkpoint, byte for byte');
   }
   assert.ok(c.engine.params().every((x) => Math.abs(x + 1) < 1e-5));
@@ -186,7 +196,12 @@ test('a model larger than one message travels in chunks both ways', async (t) =>
   for (const s of sockets.values()) {
     let assembled: Float32Array | null = null;
     let parts: Float32Array[] = [];
-    s.on('release', () => (parts = []));
+    s.on('release', async (payload) => {
+      const { decodeMessage } = await import('@fedmeta/shared');
+      const m = decodeMessage(payload, { maxBytes: 1 << 20 });
+      if (m.type === 'release') specs.push(m.spec);
+      parts = [];
+    });
     s.on('params-chunk', async (payload) => {
       const { decodeMessage } = await import('@fedmeta/shared');
       const m = decodeMessage(payload, { maxBytes: 1 << 20 });
@@ -201,6 +216,7 @@ test('a model larger than one message travels in chunks both ways', async (t) =>
   assert.equal(await c.engine.release(1), 1);
   await waitFor(() => releases.length === 3, 4000, 'releases');
   for (const r of releases) assert.deepEqual(r, c.engine.params());
+  assert.deepEqual(specs, [1, 2, 3].map(() => c.engine.checkpoint()?.spec), 'a release names its model too');
 });
 
 test('a site that floods the coordinator is rate-limited and stays connected', async (t) => {

@@ -6,6 +6,7 @@ import { isFedmetaError } from '@fedmeta/shared';
 import { applyOverrides, loadEvalConfig } from './config.js';
 import { createProgress, evaluate, formatResults } from './eval/index.js';
 import type { Transport } from './eval/index.js';
+import { attackCommand, evadeCommand, leakCommand } from './attacks/commands.js';
 
 /**
  * `fedmeta-lab evaluate --config <file> --out <dir>`: runs the few-shot benchmark, writes <dir>/results.json
@@ -40,7 +41,10 @@ export async function main(args: readonly string[]): Promise<number> {
         process.stdout.write(`${formatResults(results)}\n`);
       },
     )
-    .demandCommand(1, 'name a command: evaluate')
+    .command(attackCommand)
+    .command(evadeCommand)
+    .command(leakCommand)
+    .demandCommand(1, 'name a command: evaluate, attack, evade or leak')
     .strict()
     .help()
     .fail((msg, err) => {

@@ -14,7 +14,7 @@ import {
   type ParamsChunkMessage,
   type RoundOfferMessage,
 } from '@fedmeta/shared';
-import { TASK, bytesOf, codeOf, edgeVector, rng } from './protocol-fixtures.js';
+import { TASK, bytesOf, codeOf, edgeVector, linearModel, rng } from './protocol-fixtures.js';
 
 test('chunkVector splits into balanced views that concatenate to the original', () => {
   for (const [n, max] of [[1, 1], [10, 4], [9, 4], [7, 2], [100, 100], [101, 100], [1000, 3]] as const) {
@@ -97,7 +97,7 @@ test('a model too large for one message travels as a header and chunks that each
     round: 3,
     version: 2,
     task: TASK,
-    manifest: [{ name: 'w', shape: [n], dtype: 'float32' }],
+    ...linearModel(n),
     params: null,
     chunks: chunks.length,
     deadline: Date.now() + 60_000,

@@ -12,13 +12,17 @@ import {
   decodeMessage,
   decodeMessageOf,
   encodeMessage,
+  chunkCount,
+  manifestFor,
+  manifestSize,
   maxMessageBytes,
   type Message,
+  type ModelSpec,
   type ParamManifest,
   type RoundOfferMessage,
   type UpdateMessage,
 } from '@fedmeta/shared';
-import { MANIFEST_SIZE, TASK, bytesOf, codeOf, edgeVector, sampleMessages, sampleUpdate } from './protocol-fixtures.js';
+import { MANIFEST_SIZE, TASK, bytesOf, codeOf, edgeVector, linearModel, sampleMessages, sampleUpdate } from './protocol-fixtures.js';
 
 const LIMITS = { maxBytes: maxMessageBytes(MANIFEST_SIZE), expectedLength: () => MANIFEST_SIZE };
 
@@ -54,7 +58,7 @@ test('integers beyond 32 bits (epoch-ms deadlines) and large versions round-trip
     round: 2 ** 40 + 3,
     version: Number.MAX_SAFE_INTEGER,
     task: { ...TASK, seed: 2 ** 32 + 1 },
-    manifest: [{ name: 'w', shape: [2], dtype: 'float32' }],
+    ...linearModel(2),
     params: new Float32Array([1, 2]),
     chunks: 0,
     deadline: 1_767_225_600_123,
@@ -142,19 +146,20 @@ test('maxMessageBytes covers the largest header the schema allows, so only vecto
   assert.equal(maxMessageBytes(10_000_000), HEADER_SLACK_BYTES + 4 * CHUNK_VALUES);
   assert.equal(codeOf(() => maxMessageBytes(0)), ErrorCode.PRECONDITION);
   const L = PROTOCOL_LIMITS;
-  const manifest: ParamManifest = [];
-  for (let i = 0; i < L.manifestEntries; i++) {
-    const name = `${String(i).padStart(4, '0')}${'n'.repeat(L.paramNameChars - 4)}`;
-    manifest.push({ name, shape: [65_536, 1, 1, 1, 1, 1, 1, 1], dtype: 'float32' });
-  }
+  // The largest manifest a spec can describe: as many layers as the entry limit allows, with Meta-SGD step sizes.
+  const layers = L.manifestEntries / 4;
+  const spec: ModelSpec = { inputDim: 650, hidden: Array.from({ length: layers - 1 }, () => 650), activation: 'softplus', task: { kind: 'multiclass', classes: 65 } };
+  const manifest: ParamManifest = manifestFor(spec, { metaSgd: true });
+  assert.equal(manifest.length, L.manifestEntries);
   const offer: RoundOfferMessage = {
     type: 'round-offer',
     round: Number.MAX_SAFE_INTEGER,
     version: Number.MAX_SAFE_INTEGER,
     task: { algorithm: 'fomaml', innerSteps: 10_000, innerLr: 0.1234567, shots: 1e6, queryShots: 1e6, episodes: 1e6, seed: Number.MAX_SAFE_INTEGER },
+    spec,
     manifest,
     params: null,
-    chunks: PROTOCOL_LIMITS.chunks,
+    chunks: chunkCount(manifestSize(manifest), 1024),
     deadline: Number.MAX_SAFE_INTEGER,
   };
   const header = encodeMessage(offer).byteLength;

@@ -5,18 +5,32 @@ import {
   PROTOCOL_VERSION,
   isFedmetaError,
   type Message,
+  type ModelSpec,
   type ParamManifest,
   type RoundTask,
   type UpdateMessage,
 } from '@fedmeta/shared';
 
+/** The model every sample offer and release carries, and the manifest it gives. */
+export const SPEC: ModelSpec = { inputDim: 4, hidden: [3], activation: 'tanh', task: { kind: 'binary' } };
 export const MANIFEST: ParamManifest = [
   { name: 'dense0/kernel', shape: [4, 3], dtype: 'float32' },
   { name: 'dense0/bias', shape: [3], dtype: 'float32' },
-  { name: 'out/kernel', shape: [3, 1], dtype: 'float32' },
-  { name: 'out/bias', shape: [1], dtype: 'float32' },
+  { name: 'dense1/kernel', shape: [3, 1], dtype: 'float32' },
+  { name: 'dense1/bias', shape: [1], dtype: 'float32' },
 ];
 export const MANIFEST_SIZE = 19;
+
+/** A one-layer binary model of `n` parameters (n - 1 inputs), for tests that need a vector of a given length. */
+export function linearModel(n: number): { spec: ModelSpec; manifest: ParamManifest } {
+  return {
+    spec: { inputDim: n - 1, hidden: [], activation: 'relu', task: { kind: 'binary' } },
+    manifest: [
+      { name: 'dense0/kernel', shape: [n - 1, 1], dtype: 'float32' },
+      { name: 'dense0/bias', shape: [1], dtype: 'float32' },
+    ],
+  };
+}
 
 export const TASK: RoundTask = {
   algorithm: 'fomaml',
@@ -90,7 +104,16 @@ export function sampleMessages(): Message[] {
     }),
     sampleUpdate({ update: null, chunks: 3 }),
     { type: 'update-chunk', round: 7, index: 1, count: 3, values: edgeVector(7, 3) },
-    { type: 'welcome', protocolVersion: PROTOCOL_VERSION, site: 'branch-lyon.01', currentVersion: 0, round: null, released: null },
+    {
+      type: 'welcome',
+      protocolVersion: PROTOCOL_VERSION,
+      site: 'branch-lyon.01',
+      currentVersion: 0,
+      round: null,
+      released: null,
+      chunkValues: 19,
+      maxMessageBytes: 65_612,
+    },
     {
       type: 'welcome',
       protocolVersion: PROTOCOL_VERSION,
@@ -99,24 +122,37 @@ export function sampleMessages(): Message[] {
       currentVersion: 6,
       round: 7,
       released: 5,
+      chunkValues: 262_144,
+      maxMessageBytes: 1_114_112,
     },
     {
       type: 'round-offer',
       round: 7,
       version: 6,
       task: TASK,
+      spec: SPEC,
       manifest: MANIFEST,
       params: edgeVector(MANIFEST_SIZE, 4),
       chunks: 0,
       deadline: 1_767_225_600_000,
     },
-    { type: 'round-offer', round: 8, version: 7, task: { ...TASK, algorithm: 'maml' }, manifest: MANIFEST, params: null, chunks: 2, deadline: 1_767_225_660_000 },
+    {
+      type: 'round-offer',
+      round: 8,
+      version: 7,
+      task: { ...TASK, algorithm: 'maml' },
+      spec: { ...SPEC, hidden: [...SPEC.hidden], task: { ...SPEC.task } },
+      manifest: MANIFEST,
+      params: null,
+      chunks: 2,
+      deadline: 1_767_225_660_000,
+    },
     { type: 'params-chunk', version: 7, index: 0, count: 2, values: edgeVector(10, 5) },
     { type: 'ack', round: 7, accepted: true },
     { type: 'ack', round: 7, accepted: true, chunk: 2 },
     { type: 'ack', round: 6, accepted: false, error: { code: 'FEDMETA_ERR_STALE_ROUND', message: 'round 6 is closed; wait for the next offer' } },
-    { type: 'release', version: 5, manifest: MANIFEST, params: edgeVector(MANIFEST_SIZE, 6), chunks: 0 },
-    { type: 'release', version: 5, manifest: MANIFEST, params: null, chunks: 1 },
+    { type: 'release', version: 5, spec: SPEC, manifest: MANIFEST, params: edgeVector(MANIFEST_SIZE, 6), chunks: 0 },
+    { type: 'release', version: 5, spec: SPEC, manifest: MANIFEST, params: null, chunks: 1 },
     { type: 'error', code: 'FEDMETA_ERR_NOT_READY', message: 'the coordinator is restoring its state; retry in a few seconds' },
   ];
 }

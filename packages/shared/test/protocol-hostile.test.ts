@@ -11,7 +11,7 @@ import {
   validateMessage,
   type Message,
 } from '@fedmeta/shared';
-import { MANIFEST, MANIFEST_SIZE, TASK, cloningPackr, codeOf, edgeVector, rawPackr, sampleMessages, sampleUpdate } from './protocol-fixtures.js';
+import { MANIFEST, MANIFEST_SIZE, SPEC, TASK, cloningPackr, codeOf, edgeVector, rawPackr, sampleMessages, sampleUpdate } from './protocol-fixtures.js';
 
 const LIMITS = { maxBytes: maxMessageBytes(MANIFEST_SIZE), expectedLength: () => MANIFEST_SIZE };
 const decode = (bytes: Uint8Array) => () => decodeMessage(bytes, LIMITS);
@@ -135,14 +135,14 @@ test('NaN and infinities in metrics, integers and vectors give NON_FINITE', () =
       const v = edgeVector(MANIFEST_SIZE);
       v[at] = bad;
       assert.equal(codeOf(decode(withField(['update'], v))), ErrorCode.NON_FINITE, `update[${at}]`);
-      const offer = { type: 'round-offer', round: 1, version: 1, task: TASK, manifest: MANIFEST, params: v, chunks: 0, deadline: 1 };
+      const offer = { type: 'round-offer', round: 1, version: 1, task: TASK, spec: SPEC, manifest: MANIFEST, params: v, chunks: 0, deadline: 1 };
       assert.equal(codeOf(decode(rawPackr.pack(offer))), ErrorCode.NON_FINITE);
       const piece = { type: 'update-chunk', round: 1, index: 0, count: 1, values: v };
       assert.equal(codeOf(decode(rawPackr.pack(piece))), ErrorCode.NON_FINITE);
     }
   }
   const task = { ...TASK, innerLr: Number.NaN };
-  const offer = { type: 'round-offer', round: 1, version: 1, task, manifest: MANIFEST, params: edgeVector(MANIFEST_SIZE), chunks: 0, deadline: 1 };
+  const offer = { type: 'round-offer', round: 1, version: 1, task, spec: SPEC, manifest: MANIFEST, params: edgeVector(MANIFEST_SIZE), chunks: 0, deadline: 1 };
   assert.equal(codeOf(decode(rawPackr.pack(offer))), ErrorCode.NON_FINITE);
 });
 
@@ -163,10 +163,12 @@ test('extra keys anywhere give SCHEMA, and refusals do not echo payload values',
     assert.ok(message !== '' && !message.includes('SECRET') && !message.includes('10.1.2.3'), message);
   }
   const entry = { ...(MANIFEST[0] as object), init: 'glorot' };
-  const offer = { type: 'round-offer', round: 1, version: 1, task: TASK, manifest: [entry, ...MANIFEST.slice(1)], params: null, chunks: 1, deadline: 1 };
+  const offer = { type: 'round-offer', round: 1, version: 1, task: TASK, spec: SPEC, manifest: [entry, ...MANIFEST.slice(1)], params: null, chunks: 1, deadline: 1 };
   assert.equal(codeOf(decode(rawPackr.pack(offer))), ErrorCode.SCHEMA);
   const task = { ...TASK, extra: 1 };
   assert.equal(codeOf(decode(rawPackr.pack({ ...offer, manifest: MANIFEST, task }))), ErrorCode.SCHEMA);
+  const spec = { ...SPEC, dropout: 0.5 };
+  assert.equal(codeOf(decode(rawPackr.pack({ ...offer, manifest: MANIFEST, spec }))), ErrorCode.SCHEMA);
 });
 
 test('each missing required key gives SCHEMA', () => {
@@ -185,7 +187,7 @@ test('each missing required key gives SCHEMA', () => {
 });
 
 test('optional keys may be absent, but required keys set to undefined are refused', () => {
-  const welcome = { type: 'welcome', protocolVersion: PROTOCOL_VERSION, site: 's1', currentVersion: 0, round: null, released: null };
+  const welcome = { type: 'welcome', protocolVersion: PROTOCOL_VERSION, site: 's1', currentVersion: 0, round: null, released: null, chunkValues: 19, maxMessageBytes: 65_612 };
   assert.equal(decodeMessage(rawPackr.pack({ ...welcome, credential: undefined }), LIMITS).type, 'welcome');
   assert.equal(codeOf(decode(rawPackr.pack({ ...welcome, round: undefined }))), ErrorCode.SCHEMA);
 });
@@ -193,7 +195,7 @@ test('optional keys may be absent, but required keys set to undefined are refuse
 test('a vector of the wrong length gives WRONG_LENGTH', () => {
   for (const n of [0, 1, MANIFEST_SIZE - 1, MANIFEST_SIZE + 1, 1000]) {
     assert.equal(codeOf(decode(withField(['update'], new Float32Array(n)))), ErrorCode.WRONG_LENGTH, `update of ${n}`);
-    const offer = { type: 'release', version: 1, manifest: MANIFEST, params: new Float32Array(n), chunks: 0 };
+    const offer = { type: 'release', version: 1, spec: SPEC, manifest: MANIFEST, params: new Float32Array(n), chunks: 0 };
     assert.equal(codeOf(() => decodeMessage(rawPackr.pack(offer), { maxBytes: 1 << 16 })), ErrorCode.WRONG_LENGTH);
   }
   // A chunk is checked against its slice of the expected total: 19 values in 2 chunks are 10 + 9.
@@ -210,7 +212,7 @@ test('chunk announcements that cannot fit the vector give CHUNK or SCHEMA', () =
   assert.equal(codeOf(decode(rawPackr.pack({ ...updateObject(), update: null, chunks: PROTOCOL_LIMITS.chunks + 1 }))), ErrorCode.SCHEMA);
   const piece = { type: 'update-chunk', round: 1, index: 3, count: 3, values: new Float32Array(1) };
   assert.equal(codeOf(() => decodeMessage(rawPackr.pack(piece), { maxBytes: 1024 })), ErrorCode.CHUNK);
-  const offer = { type: 'round-offer', round: 1, version: 1, task: TASK, manifest: MANIFEST, params: null, chunks: 20, deadline: 1 };
+  const offer = { type: 'round-offer', round: 1, version: 1, task: TASK, spec: SPEC, manifest: MANIFEST, params: null, chunks: 20, deadline: 1 };
   assert.equal(codeOf(decode(rawPackr.pack(offer))), ErrorCode.CHUNK);
 });
 
@@ -281,11 +283,13 @@ test('records, structured-clone references, BigInt and unknown extensions are re
 
 test('protocol version mismatches give PROTOCOL_VERSION, unexpected types give SCHEMA', () => {
   const hello = sampleMessages()[0] as Message;
-  for (const v of [0, 2, '1', 1.5, null]) {
+  for (const v of [0, PROTOCOL_VERSION - 1, PROTOCOL_VERSION + 1, String(PROTOCOL_VERSION), 1.5, null]) {
     assert.equal(codeOf(decode(rawPackr.pack({ ...hello, protocolVersion: v }))), ErrorCode.PROTOCOL_VERSION, String(v));
   }
   const welcome = sampleMessages().find((m) => m.type === 'welcome') as Message;
-  assert.equal(codeOf(decode(rawPackr.pack({ ...welcome, protocolVersion: 2 }))), ErrorCode.PROTOCOL_VERSION);
+  assert.equal(codeOf(decode(rawPackr.pack({ ...welcome, protocolVersion: PROTOCOL_VERSION + 1 }))), ErrorCode.PROTOCOL_VERSION);
+  // A peer of the first version, whose offers carried no model spec, is refused at the handshake, not mid-round.
+  assert.equal(codeOf(decode(rawPackr.pack({ ...hello, protocolVersion: 1 }))), ErrorCode.PROTOCOL_VERSION);
   assert.equal(codeOf(decode(rawPackr.pack({ type: 'hello' }))), ErrorCode.SCHEMA);
   assert.equal(codeOf(decode(rawPackr.pack({ type: 'constructor' }))), ErrorCode.SCHEMA);
   assert.equal(codeOf(decode(rawPackr.pack({ type: '__proto__' }))), ErrorCode.SCHEMA);
@@ -311,7 +315,7 @@ test('strings and identifiers are bounded and restricted', () => {
 });
 
 test('manifests are validated: names, shapes, dtype, size', () => {
-  const release = (manifest: unknown) => rawPackr.pack({ type: 'release', version: 1, manifest, params: null, chunks: 1 });
+  const release = (manifest: unknown) => rawPackr.pack({ type: 'release', version: 1, spec: SPEC, manifest, params: null, chunks: 1 });
   const e = MANIFEST[0] as object;
   const bad: unknown[] = [
     [],
@@ -331,4 +335,58 @@ test('manifests are validated: names, shapes, dtype, size', () => {
   ];
   for (const m of bad) assert.equal(codeOf(() => decodeMessage(release(m), { maxBytes: 1 << 20 })), ErrorCode.SCHEMA, JSON.stringify(m).slice(0, 80));
   pollutedCheck();
+});
+
+test('the model spec of an offer or a release is checked strictly and must describe its manifest', () => {
+  const offer = (spec: unknown, manifest: unknown = MANIFEST) =>
+    rawPackr.pack({ type: 'round-offer', round: 1, version: 1, task: TASK, spec, manifest, params: null, chunks: 1, deadline: 1 });
+  const release = (spec: unknown, manifest: unknown = MANIFEST) => rawPackr.pack({ type: 'release', version: 1, spec, manifest, params: null, chunks: 1 });
+  assert.equal(decodeMessage(offer(SPEC), LIMITS).type, 'round-offer');
+  assert.equal(decodeMessage(release(SPEC), LIMITS).type, 'release');
+  // Meta-SGD step sizes after the model's own entries are part of a valid layout.
+  const metaSgd = [...MANIFEST, ...MANIFEST.map((e) => ({ ...e, name: `metasgd/${e.name}` }))];
+  assert.equal(decodeMessage(offer(SPEC, metaSgd), { maxBytes: 1 << 16 }).type, 'round-offer');
+  const bad: [string, unknown][] = [
+    ['absent', undefined],
+    ['not a map', 'relu-4-3-1'],
+    ['an extra field', { ...SPEC, dropout: 0.1 }],
+    ['no activation', { inputDim: 4, hidden: [3], task: { kind: 'binary' } }],
+    ['an unknown activation', { ...SPEC, activation: 'gelu' }],
+    ['a fractional input width', { ...SPEC, inputDim: 4.5 }],
+    ['a zero input width', { ...SPEC, inputDim: 0 }],
+    ['hidden as a map', { ...SPEC, hidden: { 0: 3 } }],
+    ['a negative hidden width', { ...SPEC, hidden: [-3] }],
+    ['too many hidden layers', { ...SPEC, hidden: Array.from({ length: PROTOCOL_LIMITS.hiddenLayers + 1 }, () => 1) }],
+    ['an unknown task', { ...SPEC, task: { kind: 'regression' } }],
+    ['a binary task with classes', { ...SPEC, task: { kind: 'binary', classes: 2 } }],
+    ['a one-class multiclass task', { ...SPEC, task: { kind: 'multiclass', classes: 1 } }],
+    ['another input width than the manifest', { ...SPEC, inputDim: 5 }],
+    ['another hidden width than the manifest', { ...SPEC, hidden: [4] }],
+    ['another output width than the manifest', { ...SPEC, task: { kind: 'multiclass', classes: 2 } }],
+    ['another depth than the manifest', { ...SPEC, hidden: [3, 3] }],
+  ];
+  for (const [what, spec] of bad) {
+    assert.equal(codeOf(() => decodeMessage(offer(spec), LIMITS)), ErrorCode.SCHEMA, `offer with ${what}`);
+    assert.equal(codeOf(() => decodeMessage(release(spec), LIMITS)), ErrorCode.SCHEMA, `release with ${what}`);
+  }
+  const renamed = MANIFEST.map((e, i) => (i === 2 ? { ...e, name: 'out/kernel' } : e));
+  assert.equal(codeOf(() => decodeMessage(offer(SPEC, renamed), LIMITS)), ErrorCode.SCHEMA, 'entries the spec does not name');
+  assert.equal(codeOf(() => decodeMessage(offer(SPEC, [...MANIFEST].reverse()), LIMITS)), ErrorCode.SCHEMA, 'entries out of order');
+  assert.equal(codeOf(() => encodeMessage({ ...(sampleMessages().find((m) => m.type === 'release') as Message), spec: { ...SPEC, inputDim: 9 } } as Message)), ErrorCode.SCHEMA);
+});
+
+test('a welcome announces a chunk size and message limit the site can send with', () => {
+  const welcome = { type: 'welcome', protocolVersion: PROTOCOL_VERSION, site: 's1', currentVersion: 0, round: null, released: null, chunkValues: 1000, maxMessageBytes: 70_000 };
+  assert.equal(decodeMessage(rawPackr.pack(welcome), LIMITS).type, 'welcome');
+  for (const [what, over] of [
+    ['no chunk size', { chunkValues: undefined }],
+    ['a zero chunk size', { chunkValues: 0 }],
+    ['a fractional chunk size', { chunkValues: 2.5 }],
+    ['a chunk size beyond the vector limit', { chunkValues: PROTOCOL_LIMITS.vectorValues + 1 }],
+    ['a tiny message limit', { maxMessageBytes: 100 }],
+    ['a message limit beyond the protocol limit', { maxMessageBytes: PROTOCOL_LIMITS.messageBytes + 1 }],
+    ['a message limit too small for one chunk', { chunkValues: 100_000, maxMessageBytes: 70_000 }],
+  ] as const) {
+    assert.equal(codeOf(decode(rawPackr.pack({ ...welcome, ...over }))), ErrorCode.SCHEMA, what);
+  }
 });

@@ -18,12 +18,12 @@ import type {
   ParamManifest,
   ServerToClientEvents,
   SiteAuth,
+  WelcomeMessage,
 } from '@fedmeta/shared';
 import { credentialPath, type AgentConfig } from './config.js';
 import { writeModelFile } from './model-file.js';
 import { RoundWorker } from './rounds.js';
 import type { SiteData } from './site-data.js';
-import { specFromManifest } from './spec.js';
 import { modelPath, readCredentialFile, storeCredential } from './state.js';
 import type { ComputedUpdate } from './trainer.js';
 import { ParamsTransfers } from './transfers.js';
@@ -47,6 +47,8 @@ export interface SiteAgentOptions {
   logger: Logger;
   /** Called with every final verdict on an update (tests). */
   onAnswered?: (u: ComputedUpdate, ack: AckMessage) => void;
+  /** Called when an update has been computed, with the seconds that took (the agent's metrics). */
+  onComputed?: (u: ComputedUpdate, seconds: number) => void;
 }
 
 export type AgentStop = { reason: 'stopped' } | { reason: 'refused'; code: string; message: string };
@@ -67,16 +69,19 @@ export class SiteAgent {
   private stopped = false;
   private unreachableLogged = 0;
   private cachedRelease: number | undefined;
+  /** The message size the coordinator announced in this connection's welcome; updates are chunked to fit it. */
+  private wireLimits: Pick<WelcomeMessage, 'chunkValues' | 'maxMessageBytes'> | undefined;
 
   constructor(private readonly opts: SiteAgentOptions) {
     this.log = opts.logger.child({ site: opts.config.site });
     this.done = new Promise((resolve) => (this.finish = resolve));
     this.worker = new RoundWorker({
       logger: this.log,
-      train: { siteSeed: opts.siteSeed, activation: opts.config.activation, schemaName: opts.schema.name },
+      train: { siteSeed: opts.siteSeed, schemaName: opts.schema.name },
       data: () => this.siteData(),
-      send: (u, chunkValues) => this.send(u, chunkValues),
+      send: (u) => this.send(u),
       ...(opts.onAnswered ? { onAnswered: opts.onAnswered } : {}),
+      ...(opts.onComputed ? { onComputed: opts.onComputed } : {}),
     });
   }
 
@@ -93,6 +98,9 @@ export class SiteAgent {
       );
     }
     validateMessage(this.hello());
+    if (c.activation !== undefined) {
+      this.log.warn('the activation setting is ignored: the model, activation included, comes from the coordinator with every round; remove it from the configuration');
+    }
     const socket: AgentSocket = io(new URL(c.coordinatorUrl).origin, {
       transports: ['websocket'],
       autoConnect: false,
@@ -174,6 +182,7 @@ export class SiteAgent {
     });
     socket.on('disconnect', (reason) => {
       this.transfers.reset('the connection dropped');
+      this.wireLimits = undefined;
       if (this.stopped) return;
       this.log.warn({ reason }, 'disconnected from the coordinator; reconnecting');
       // The manager reconnects after a lost link, but not after the server closed the socket on purpose.
@@ -253,8 +262,12 @@ export class SiteAgent {
     }
     // Before any await: the welcome describes the coordinator as of this connection, and offers that follow it
     // must not be judged against it.
-    this.log.info({ version: w.currentVersion, round: w.round, released: w.released }, 'welcomed by the coordinator');
-    this.worker.roundInFlight(w.round);
+    this.log.info(
+      { version: w.currentVersion, round: w.round, released: w.released, chunkValues: w.chunkValues, maxMessageBytes: w.maxMessageBytes },
+      'welcomed by the coordinator',
+    );
+    this.wireLimits = { chunkValues: w.chunkValues, maxMessageBytes: w.maxMessageBytes };
+    this.worker.welcomed(w.round);
     if (w.credential !== undefined) {
       const file = credentialPath(this.opts.config);
       // The token is spent now: the credential is the site's only key, in memory first, then on disk.
@@ -280,8 +293,7 @@ export class SiteAgent {
     const o = decodeMessageOf('round-offer', payload, this.limits());
     this.log.info({ round: o.round, version: o.version, algorithm: o.task.algorithm, episodes: o.task.episodes }, 'round offered');
     const params = await this.params(o.version, o.manifest, o.params, o.chunks);
-    const chunkValues = o.chunks === 0 ? params.length : Math.ceil(params.length / o.chunks);
-    this.worker.offer({ round: o.round, version: o.version, task: o.task, manifest: o.manifest, params, deadline: o.deadline, chunkValues });
+    this.worker.offer({ round: o.round, version: o.version, task: o.task, spec: o.spec, manifest: o.manifest, params, deadline: o.deadline });
   }
 
   private async onRelease(payload: Uint8Array): Promise<void> {
@@ -295,7 +307,7 @@ export class SiteAgent {
       format: 'fedmeta-model' as const,
       formatVersion: 1 as const,
       version: r.version,
-      spec: specFromManifest(r.manifest, this.opts.config.activation),
+      spec: r.spec,
       manifest: r.manifest,
       params,
       schemaFingerprint: this.opts.schemaFingerprint,
@@ -310,14 +322,17 @@ export class SiteAgent {
     this.log.info({ version: r.version, file: modelPath(dir) }, 'released version cached for detect');
   }
 
-  private async send(u: ComputedUpdate, chunkValues: number): Promise<AckMessage> {
+  private async send(u: ComputedUpdate): Promise<AckMessage> {
     const socket = this.socket;
+    const limits = this.wireLimits;
     // Emits while disconnected would be buffered and replayed later; the re-offer after reconnecting is the resend path.
-    if (socket === undefined || !socket.connected) throw new FedmetaError(ErrorCode.NOT_READY, 'not connected to the coordinator');
+    if (socket === undefined || !socket.connected || limits === undefined) {
+      throw new FedmetaError(ErrorCode.NOT_READY, 'not connected to the coordinator');
+    }
     return sendUpdate(
       { timeout: (ms) => ({ emitWithAck: (event, bytes) => socket.timeout(ms).emitWithAck(event, bytes) }) },
       u,
-      { ackTimeoutMs: this.opts.config.ackTimeoutMs, maxReceiveBytes: this.opts.config.maxReceiveBytes, chunkValues },
+      { ackTimeoutMs: this.opts.config.ackTimeoutMs, maxReceiveBytes: this.opts.config.maxReceiveBytes, ...limits },
     );
   }
 }

@@ -46,7 +46,10 @@ export const agentConfigSchema = z
     tls: tlsSchema,
     data: dataSchema,
     schema: z.string().trim().min(1).describe('Feature schema: a built-in name (cicflowmeter, unsw-nb15, netflow-v2) or the path of a schema file. Must match the federation\'s.'),
-    activation: z.enum(['relu', 'tanh', 'sigmoid', 'elu', 'softplus']).describe('Hidden-layer activation of the federation\'s model (the coordinator\'s model.activation).'),
+    activation: z
+      .enum(['relu', 'tanh', 'sigmoid', 'elu', 'softplus'])
+      .optional()
+      .describe('Ignored (kept so that older configuration files still load): the model, activation included, comes from the coordinator with every round offer and release.'),
     threads: z.number().int().min(1).max(256).optional().describe('CPU threads for the tensorflow backend.'),
     backend: z.enum(['wasm', 'cpu', 'tensorflow']).describe('Tensor backend: wasm (default), cpu, or tensorflow (needs @tensorflow/tfjs-node).'),
     seed: z.number().int().min(0).max(Number.MAX_SAFE_INTEGER).optional().describe('This site\'s secret episode seed; drawn once and kept in <stateDir>/site-seed when unset. Never sent.'),
@@ -76,7 +79,6 @@ export const AGENT_DEFAULTS = {
   tls: { rejectUnauthorized: true },
   data: { files: [], maxPerFamily: 5000 },
   schema: 'cicflowmeter',
-  activation: 'relu',
   backend: 'wasm',
   logLevel: 'info',
   stateDir: 'fedmeta-agent-state',

@@ -4,6 +4,9 @@ import { basename, dirname } from 'node:path';
 import type { Readable, Writable } from 'node:stream';
 import { ErrorCode, FedmetaError, isFedmetaError, schemaFingerprint, standardizeRows } from '@fedmeta/shared';
 import type { FeatureSchema, Logger } from '@fedmeta/shared';
+import { contextColumns } from './alerts/ecs.js';
+import type { FlaggedFlow } from './alerts/ecs.js';
+import type { AlertSink } from './alerts/sinks.js';
 import { readInput } from './detect-input.js';
 import { readModelFile, type ModelFile } from './model-file.js';
 import { adaptToShots, type AdaptedDetector } from './shots.js';
@@ -32,6 +35,12 @@ export interface DetectOptions {
   watch?: boolean;
   debounceMs?: number;
   logger: Logger;
+  /** Where alerts go, as ECS documents (alerts/); without one, `output` gets the compact JSON lines. */
+  alerts?: AlertSink;
+  /** For live input (--follow, stdin): score what has arrived once no flow has come for this long. */
+  idleFlushMs?: number;
+  /** Called after each scored batch (the agent's metrics). */
+  onBatch?: (b: { scored: number; flagged: number; seconds: number; modelVersion: number }) => void;
 }
 
 export interface DetectSummary {
@@ -131,26 +140,36 @@ export async function runDetect(opts: DetectOptions): Promise<DetectSummary> {
   const started = performance.now();
   let scored = 0;
   let flagged = 0;
-  const input = readInput(opts.input, opts.schema, opts.batchSize ?? 1024);
+  const input = readInput(opts.input, opts.schema, opts.batchSize ?? 1024, {
+    ...(opts.idleFlushMs !== undefined ? { idleFlushMs: opts.idleFlushMs } : {}),
+    ...(opts.alerts !== undefined ? { extraIds: contextColumns(opts.schema) } : {}),
+  });
   try {
     for await (const batch of input.batches) {
+      const batchStart = performance.now();
       const c = current;
       const dim = c.detector.spec.inputDim;
       standardizeRows(batch.x, dim, c.stats);
       const scores = c.detector.predict(batch.x, batch.n);
       const columns = input.idColumns();
       let out = '';
+      const alerts: FlaggedFlow[] = [];
+      let flaggedHere = 0;
       for (let i = 0; i < batch.n; i++) {
         const score = scores[i]!;
         if (score < c.threshold) continue;
         const ids: Record<string, string> = {};
         const values = batch.ids[i]!;
         columns.forEach((col, k) => (ids[col] = values[k] ?? ''));
-        out += `${JSON.stringify({ score: round6(score), threshold: round6(c.threshold), modelVersion: c.version, row: batch.rows[i], ids })}\n`;
-        flagged++;
+        flaggedHere++;
+        if (opts.alerts) alerts.push({ score, threshold: c.threshold, modelVersion: c.version, row: batch.rows[i]!, ids });
+        else out += `${JSON.stringify({ score: round6(score), threshold: round6(c.threshold), modelVersion: c.version, row: batch.rows[i], ids })}\n`;
       }
+      flagged += flaggedHere;
       scored += batch.n;
+      if (alerts.length > 0) await opts.alerts!.write(alerts);
       if (out !== '' && !opts.output.write(out)) await once(opts.output, 'drain');
+      opts.onBatch?.({ scored: batch.n, flagged: flaggedHere, seconds: (performance.now() - batchStart) / 1000, modelVersion: c.version });
     }
   } finally {
     for (const w of watchers) w.close();

@@ -17,7 +17,7 @@ export type { ModelFile } from './model-file.js';
 export { fetchReleased, resolveModel } from './model-source.js';
 export type { ResolvedModel } from './model-source.js';
 export { sendUpdate, updateMessages } from './uplink.js';
-export { specFromManifest } from './spec.js';
+export { checkInputWidth } from './spec.js';
 export { accuracy, bestF1Threshold, confusionAt, f1 } from './metrics.js';
 export type { Confusion } from './metrics.js';
 export { isRetryable, readRefusal } from './refusal.js';
@@ -25,3 +25,7 @@ export { modelPath, readCredentialFile, resolveSiteSeed, storeCredential } from 
 export { writeFileAtomic } from './atomic.js';
 export { main } from './cli.js';
 export { AGENT_VERSION } from './version.js';
+export * from './alerts/index.js';
+export * from './agent-metrics/index.js';
+export * from './export/index.js';
+export * from './follow/index.js';

@@ -6,7 +6,6 @@ import type { Socket } from 'socket.io-client';
 import { credentialPath, type AgentConfig } from './config.js';
 import { MODEL_FILE_FORMAT, readModelFile, type ModelFile } from './model-file.js';
 import { readRefusal } from './refusal.js';
-import { specFromManifest } from './spec.js';
 import { modelPath, readCredentialFile } from './state.js';
 import { ParamsTransfers } from './transfers.js';
 import { AGENT_VERSION } from './version.js';
@@ -110,7 +109,7 @@ export async function fetchReleased(url: string, config: AgentConfig, fingerprin
             format: MODEL_FILE_FORMAT,
             formatVersion: 1,
             version: r.version,
-            spec: specFromManifest(r.manifest, config.activation),
+            spec: r.spec,
             manifest: r.manifest,
             params,
             schemaFingerprint: fingerprint,

@@ -11,11 +11,6 @@ import { computeUpdate, type ComputedUpdate, type TrainOffer, type TrainOptions 
  */
 export interface OfferInHand extends TrainOffer {
   deadline: number;
-  /**
-   * Values per message for the update: the offer's own chunk size (the coordinator chunked the parameters to
-   * fit its message limit, and the update has the same length), or the whole vector when the offer was inline.
-   */
-  chunkValues: number;
 }
 
 export interface RoundWorkerOptions {
@@ -24,9 +19,11 @@ export interface RoundWorkerOptions {
   /** The site's current data (reloaded by the caller when its files change). */
   data: () => Promise<SiteData>;
   /** Sends an update and resolves with the coordinator's ack; rejects when no ack came (link down). */
-  send: (u: ComputedUpdate, chunkValues: number) => Promise<AckMessage>;
+  send: (u: ComputedUpdate) => Promise<AckMessage>;
   /** Called once per round with the coordinator's final verdict (tests and status). */
   onAnswered?: (u: ComputedUpdate, ack: AckMessage) => void;
+  /** Called when an update has been computed, with the seconds that took (the agent's metrics). */
+  onComputed?: (u: ComputedUpdate, seconds: number) => void;
 }
 
 const same = (a: { round: number; version: number } | null, b: { round: number; version: number }): boolean =>
@@ -49,8 +46,14 @@ export class RoundWorker {
     if (!this.working) this.idle = this.loop();
   }
 
-  /** The coordinator's view after a (re)connect: no round in flight means a kept update is of no use. */
-  roundInFlight(round: number | null): void {
+  /**
+   * A (re)connection, with the round the coordinator has in flight. What this site answered before no longer
+   * counts: a coordinator that restarted lost the updates of the round it was collecting and re-offers that
+   * round, and one that did not restart answers a second copy with DUPLICATE_UPDATE. An unacknowledged update
+   * is kept for a re-offer of its round, and dropped when the coordinator has moved past it.
+   */
+  welcomed(round: number | null): void {
+    this.answered = null;
     if (this.pending !== null && this.pending.round !== round) {
       this.opts.logger.info({ round: this.pending.round }, 'the coordinator has moved past the round of an unacknowledged update; dropped it');
       this.pending = null;
@@ -101,13 +104,14 @@ export class RoundWorker {
         { episodes: u.counts.episodes, examples: u.counts.examples, ms: Math.round(performance.now() - started), valF1: u.metrics.valF1 },
         'update computed',
       );
+      this.opts.onComputed?.(u, (performance.now() - started) / 1000);
       this.pending = u;
     } else {
       log.info('resending the update kept from before the reconnect');
     }
     let ack: AckMessage;
     try {
-      ack = await this.opts.send(u, o.chunkValues);
+      ack = await this.opts.send(u);
     } catch (e) {
       log.warn({ code: isFedmetaError(e) ? e.code : undefined }, 'no acknowledgement from the coordinator; the update is kept and sent again when the round is re-offered');
       return;

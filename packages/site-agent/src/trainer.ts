@@ -6,16 +6,17 @@ import {
   attackFamilies,
   buildEpisode,
   buildTriageEpisode,
+  checkParamsFor,
   createRng,
   deriveSeed,
   drawDisjoint,
   metaGradientMean,
   subsetTable,
 } from '@fedmeta/shared';
-import type { Activation, Batch, Episode, FlowTable, ModelSpec, ParamManifest, Rng, RoundTask, UpdateMetrics } from '@fedmeta/shared';
+import type { Batch, Episode, FlowTable, ModelSpec, ParamManifest, Rng, RoundTask, UpdateMetrics } from '@fedmeta/shared';
 import { accuracy, addConfusion, confusionAt, f1, type Confusion } from './metrics.js';
 import type { SiteData } from './site-data.js';
-import { checkInputWidth, specFromManifest } from './spec.js';
+import { checkInputWidth } from './spec.js';
 
 /**
  * One round's work on this site: episodes from the site's own flows, the meta-gradient the round asks for, and
@@ -26,6 +27,8 @@ export interface TrainOffer {
   round: number;
   version: number;
   task: RoundTask;
+  /** The federation's model, as the offer carries it: the network is built from this, never guessed. */
+  spec: ModelSpec;
   manifest: ParamManifest;
   params: Float32Array;
 }
@@ -41,8 +44,6 @@ export interface ComputedUpdate {
 export interface TrainOptions {
   /** The site's secret seed, mixed with the round's seed: the coordinator cannot tell which flows were drawn. */
   siteSeed: number;
-  /** The federation's hidden activation (not carried by the offer). */
-  activation: Activation;
   schemaName?: string;
   /** Episodes per synchronous block; the event loop (socket heartbeats) runs between blocks. */
   episodesPerBlock?: number;
@@ -196,7 +197,8 @@ function isFinite32(v: Float32Array): boolean {
  * meta-gradient over the episodes (`metaGradientMean` with the round's algorithm and inner loop).
  */
 export async function computeUpdate(offer: TrainOffer, data: SiteData, opts: TrainOptions): Promise<ComputedUpdate> {
-  const spec = specFromManifest(offer.manifest, opts.activation);
+  const { spec } = offer;
+  checkParamsFor(spec, { manifest: offer.manifest, values: offer.params });
   checkInputWidth(spec, data.table.dim, opts.schemaName ?? 'configured');
   const { task } = offer;
   const holdout = siteHoldout(data.table, opts.siteSeed);

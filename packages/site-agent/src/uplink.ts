@@ -14,8 +14,10 @@ export interface UplinkOptions {
   ackTimeoutMs: number;
   /** Largest ack accepted from the coordinator. */
   maxReceiveBytes: number;
-  /** Values per message; the coordinator sizes its message limit for this many (see maxMessageBytes). */
+  /** Values per message, as the coordinator's welcome announced (default CHUNK_VALUES). */
   chunkValues?: number;
+  /** The coordinator's message limit from its welcome: a message above it is not sent at all. */
+  maxMessageBytes?: number;
 }
 
 /** The update message for a computed update: inline, or a header announcing `chunks` update-chunk messages. */
@@ -63,10 +65,23 @@ export async function sendUpdate(socket: UplinkSocket, u: ComputedUpdate, opts: 
     const reply = await socket.timeout(opts.ackTimeoutMs).emitWithAck(event, payload);
     return decodeMessageOf('ack', toBytes(reply), { maxBytes: opts.maxReceiveBytes });
   };
-  let ack = await ask('update', encodeMessage(header));
-  for (const chunk of chunks) {
+  // Encoded and measured up front: a message the coordinator would refuse (or cut the connection for) never leaves.
+  const head = encodeMessage(header);
+  const pieces = chunks.map((c) => encodeMessage(c));
+  const limit = opts.maxMessageBytes;
+  if (limit !== undefined) {
+    const largest = Math.max(head.byteLength, ...pieces.map((p) => p.byteLength));
+    if (largest > limit) {
+      throw new FedmetaError(
+        ErrorCode.OVERSIZE,
+        `an update message of ${largest} bytes exceeds the coordinator's limit of ${limit}; the coordinator's chunk size does not fit its own limit, so check its server.maxMessageBytes`,
+      );
+    }
+  }
+  let ack = await ask('update', head);
+  for (const piece of pieces) {
     if (!ack.accepted) break;
-    ack = await ask('update-chunk', encodeMessage(chunk));
+    ack = await ask('update-chunk', piece);
   }
   return ack;
 }

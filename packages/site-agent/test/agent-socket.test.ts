@@ -3,15 +3,16 @@ import assert from 'node:assert/strict';
 import { statSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { ErrorCode, builtinSchema, initRuntime, schemaFingerprint } from '@fedmeta/shared';
+import { ErrorCode, builtinSchema, decodeMessage, initParams, initRuntime, schemaFingerprint } from '@fedmeta/shared';
 import type { UpdateChunkMessage } from '@fedmeta/shared';
 import { SiteAgent } from '../src/client.js';
 import { loadAgentConfig } from '../src/config.js';
 import { readModelFile } from '../src/model-file.js';
 import { loadSiteData, type SiteData } from '../src/site-data.js';
 import { modelPath } from '../src/state.js';
-import { FakeCoordinator, SMALL_TASK } from './fake-coordinator.js';
+import { FakeCoordinator, SMALL_SPEC, SMALL_TASK } from './fake-coordinator.js';
 import { captureLogger, delay, siteCsv, tempDir, waitFor, writeText } from './fixtures.js';
+import { addValue, csvProbes, emptyProbes, scanBytes, scanText } from './leak-probe.js';
 
 const schema = builtinSchema('cicflowmeter');
 const fingerprint = schemaFingerprint(schema);
@@ -65,80 +66,81 @@ test('an agent enrolls, stores its credential with mode 0600 and reconnects with
   assert.ok(!log.text().includes('cred-abcdef'), 'the credential never appears in a log line');
 });
 
-test('only the declared fields leave the site: every byte the agent sends decodes to hello and update alone', async (t) => {
-  const coord = new FakeCoordinator();
+test('only the declared fields leave the site: every byte the agent sends decodes to hello and update messages alone', async (t) => {
+  // Chunked, so that the header and the update-chunk messages are both searched.
+  const coord = new FakeCoordinator({ chunkValues: 500 });
   await coord.start();
   t.after(() => coord.close());
   const { agent, log } = agentFor(t, coord.url);
   await agent.start();
   await waitFor(() => agent.connected, 5000, 'connection');
   coord.offer(7);
-  await waitFor(() => coord.updates().length === 1, 20_000, 'the update');
+  await waitFor(() => coord.received.filter((r) => r.event === 'update-chunk').length === coord.updates()[0]?.chunks, 20_000, 'the update');
 
   const hello = coord.handshakes[0] as Record<string, unknown>;
   assert.deepEqual(Object.keys(hello).sort(), ['agentVersion', 'auth', 'protocolVersion', 'schemaFingerprint', 'site', 'type']);
   const u = coord.updates()[0]!;
-  assert.deepEqual(Object.keys(u).sort(), ['chunks', 'counts', 'metrics', 'privacy', 'round', 'secagg', 'type', 'update', 'version']);
-  assert.deepEqual(Object.keys(u.counts).sort(), ['episodes', 'examples']);
-  for (const k of Object.keys(u.metrics)) assert.ok(['supportLoss', 'queryLoss', 'queryAccuracy', 'valF1'].includes(k), k);
+  assert.ok(u.chunks > 1, 'the update went in chunks');
   assert.equal(u.round, 7);
-  assert.equal(u.update?.length, coord.params.values.length);
 
-  // Search every byte sent for the float32 encoding of every distinctive local feature value (standardised and
-  // as read), and the text for identifiers and labels of the flows.
-  // Text frames are socket.io packets: the CONNECT carrying the hello, and update events whose payload is binary.
+  // Every frame the agent sent, decoded: text frames are socket.io packets (the CONNECT carrying the hello, and
+  // update events whose payload is a binary placeholder), and every binary frame is one protocol message of a
+  // site's types with exactly its declared fields.
+  let binary = 0;
   for (const f of coord.rawFrames) {
-    if (typeof f !== 'string') continue;
-    if (f.startsWith('0')) assert.deepEqual(JSON.parse(f.slice(1)), hello);
-    else assert.match(f, /^\d+-\d*\["update(-chunk)?",\{"_placeholder":true,"num":\d+\}\]$/);
+    if (typeof f === 'string') {
+      if (f.startsWith('0')) assert.deepEqual(JSON.parse(f.slice(1)), hello);
+      else assert.match(f, /^\d+-\d*\["update(-chunk)?",\{"_placeholder":true,"num":\d+\}\]$/);
+      continue;
+    }
+    const m = decodeMessage(f, { maxBytes: 1 << 20, accept: ['update', 'update-chunk'] });
+    binary++;
+    if (m.type === 'update') {
+      assert.deepEqual(Object.keys(m).sort(), ['chunks', 'counts', 'metrics', 'privacy', 'round', 'secagg', 'type', 'update', 'version']);
+      assert.deepEqual(Object.keys(m.counts).sort(), ['episodes', 'examples']);
+      for (const k of Object.keys(m.metrics)) assert.ok(['supportLoss', 'queryLoss', 'queryAccuracy', 'valF1'].includes(k), k);
+      assert.equal(m.secagg, null);
+      assert.equal(m.privacy, null);
+    } else {
+      assert.deepEqual(Object.keys(m).sort(), ['count', 'index', 'round', 'type', 'values']);
+    }
   }
+  assert.equal(binary, 1 + u.chunks);
+
+  // Search every byte sent for the float32 and float64 encodings of the site's feature values (standardised and as
+  // read), and its text for flow identifiers, IP addresses, labels and long raw values. None may be there.
   const sent = Buffer.concat(coord.rawFrames.map((f) => (typeof f === 'string' ? Buffer.from(f) : f)));
-  const control = Buffer.alloc(4);
-  control.writeFloatLE(u.update![0]!);
-  assert.notEqual(sent.indexOf(control), -1, 'the recorded bytes hold the update itself');
-  const values = new Set<number>();
-  for (const v of data.table.x) if (!Number.isInteger(Math.fround(v))) values.add(Math.fround(v));
-  let searched = 0;
-  const probe = Buffer.alloc(4);
-  for (const v of values) {
-    probe.writeFloatLE(v);
-    assert.equal(sent.indexOf(probe), -1, 'a local feature value was found in the bytes the agent sent');
-    searched++;
-  }
-  assert.ok(searched > 500, `searched ${searched} distinct feature values`);
-  const rows = csvText.trim().split('\n').slice(1).map((l) => l.split(','));
-  const texts = new Set<string>();
-  for (const r of rows) {
-    texts.add(r[1]!); // Flow ID
-    texts.add(r[2]!); // Src IP
-    texts.add(r[r.length - 2]!); // Label
-    for (const f of r.slice(8, -3)) if (f.length >= 6) texts.add(f); // long raw statistics
-  }
-  const sentText = sent.toString('latin1');
-  const logText = log.text();
-  for (const s of texts) {
-    assert.ok(!sentText.includes(s), 'an identifier, label or raw value was found in the bytes the agent sent');
-    assert.ok(!logText.includes(s), 'an identifier, label or raw value was found in the agent\'s logs');
-  }
+  const chunk = coord.received.find((r) => r.event === 'update-chunk')!.msg as UpdateChunkMessage;
+  const control = emptyProbes();
+  for (const v of chunk.values.subarray(0, 50)) addValue(control, v);
+  assert.ok(scanBytes(sent, control).float32 > 0, 'the search finds what was sent: the update itself');
+  const probes = csvProbes(csvText, data.table.x);
+  assert.ok(probes.float32.size > 500 && probes.float64.size > 1000 && probes.tokens.size > 100, 'a meaningful search');
+  assert.deepEqual(scanBytes(sent, probes), { float32: 0, float64: 0, tokens: 0 }, 'a site value in the bytes the agent sent');
+  assert.equal(scanText(log.text(), probes), 0, 'a site identifier or value in the agent\'s logs');
   for (const line of log.lines) JSON.parse(line);
   assert.ok(log.lines.some((l) => l.includes('"round":7') && l.includes('update accepted')), 'a per-round log line records the ack');
 });
 
-test('a model larger than one message travels in chunks both ways', async (t) => {
-  const coord = new FakeCoordinator();
+test('a model larger than one message travels in chunks both ways, the update at the size the welcome announced', async (t) => {
+  const n = initParams(SMALL_SPEC, 3).values.length;
+  // The coordinator's chunk size, not the layout of its offer, decides how the update is cut.
+  const chunkValues = Math.ceil(n / 4);
+  const coord = new FakeCoordinator({ chunkValues });
   await coord.start();
   t.after(() => coord.close());
   const { agent } = agentFor(t, coord.url);
   await agent.start();
   await waitFor(() => agent.connected, 5000, 'connection');
   coord.offer(3, { chunks: 3 });
-  await waitFor(() => coord.received.filter((r) => r.event === 'update-chunk').length === 3, 20_000, 'the update chunks');
+  await waitFor(() => coord.received.filter((r) => r.event === 'update-chunk').length === 4, 20_000, 'the update chunks');
   const header = coord.updates()[0]!;
   assert.equal(header.update, null);
-  assert.equal(header.chunks, 3);
+  assert.equal(header.chunks, 4);
   const chunks = coord.received.filter((r) => r.event === 'update-chunk').map((r) => r.msg as UpdateChunkMessage);
-  assert.deepEqual(chunks.map((c) => c.index), [0, 1, 2]);
-  assert.equal(chunks.reduce((a, c) => a + c.values.length, 0), coord.params.values.length);
+  assert.deepEqual(chunks.map((c) => c.index), [0, 1, 2, 3]);
+  assert.ok(chunks.every((c) => c.values.length <= chunkValues));
+  assert.equal(chunks.reduce((a, c) => a + c.values.length, 0), n);
   for (const c of chunks) assert.ok(c.values.every(Number.isFinite));
 });
 
@@ -166,6 +168,31 @@ test('after the coordinator dies mid-round and restarts, the agent reconnects an
   assert.deepEqual(second.updates()[0]!.update, sentBefore, 'the kept update is sent again, not recomputed differently');
   assert.ok(log.text().includes('FEDMETA_ERR_NOT_READY'), 'the temporary refusal is logged with its code');
   await waitFor(() => log.text().includes('update accepted'), 5000, 'the ack');
+});
+
+test('a coordinator that restarts after acknowledging an update, and re-offers its round, gets the update again', async (t) => {
+  const first = new FakeCoordinator();
+  const port = await first.start();
+  const { agent, log } = agentFor(t, first.url, { credential: 'cred-xyz-0123456789', enrollmentToken: undefined });
+  await agent.start();
+  await waitFor(() => agent.connected, 5000, 'connection');
+  first.offer(6);
+  await waitFor(() => log.text().includes('update accepted'), 20_000, 'the acknowledged update');
+  const sentBefore = first.updates()[0]!.update!;
+  // The same coordinator re-offering the round on the same connection gets nothing twice.
+  first.offer(6);
+  await delay(300);
+  assert.equal(first.updates().length, 1);
+  await first.close();
+
+  // The restarted coordinator lost the round's updates with its memory: the agent answers the re-offer again.
+  const second = new FakeCoordinator({ port });
+  await second.start();
+  t.after(() => second.close());
+  await waitFor(() => agent.connected && second.sockets.length === 1, 10_000, 'reconnection');
+  second.offer(6);
+  await waitFor(() => second.updates().length === 1, 20_000, 'the update for the re-offered round');
+  assert.deepEqual(second.updates()[0]!.update, sentBefore, 'the same round on the same version gives the same update');
 });
 
 test('a revoked site is told so in plain words and the agent stops retrying', async (t) => {
@@ -196,6 +223,7 @@ test('a released version is cached with the site\'s statistics for detect', asyn
   await waitFor(() => { try { statSync(file); return true; } catch { return false; } }, 5000, 'the cached model');
   const m = await readModelFile(file);
   assert.equal(m.version, 4);
+  assert.deepEqual(m.spec, SMALL_SPEC, 'the model the coordinator named, its activation included');
   assert.deepEqual(m.params, coord.params.values);
   assert.equal(m.schemaFingerprint, fingerprint);
   assert.deepEqual(m.stats?.mean, data.stats.mean);

@@ -10,6 +10,7 @@ import {
   decodeMessage,
   encodeMessage,
   initParams,
+  maxMessageBytes,
   type AckMessage,
   type ClientToServerEvents,
   type ErrorCode,
@@ -22,7 +23,8 @@ import {
   type UpdateMessage,
 } from '@fedmeta/shared';
 
-export const SMALL_SPEC: ModelSpec = { inputDim: 85, hidden: [16], activation: 'relu', task: { kind: 'binary' } };
+// tanh rather than the agent's usual relu: the agent must build the network the coordinator names.
+export const SMALL_SPEC: ModelSpec = { inputDim: 85, hidden: [16], activation: 'tanh', task: { kind: 'binary' } };
 export const SMALL_TASK: RoundTask = { algorithm: 'fomaml', innerSteps: 2, innerLr: 0.05, shots: 4, queryShots: 6, episodes: 2, seed: 11 };
 
 type HubSocket = Socket<ClientToServerEvents, ServerToClientEvents>;
@@ -42,6 +44,8 @@ export interface FakeOptions {
   ack?: boolean;
   /** Serve HTTPS with this PEM certificate and key. */
   tls?: { cert: string; key: string };
+  /** Values per update message the welcome announces (default: the whole model in one message). */
+  chunkValues?: number;
 }
 
 export class FakeCoordinator {
@@ -85,6 +89,8 @@ export class FakeCoordinator {
           currentVersion: 0,
           round: null,
           released: null,
+          chunkValues: this.chunkValues,
+          maxMessageBytes: maxMessageBytes(this.params.values.length, this.chunkValues),
           ...(enrolling && this.opts.credential !== undefined ? { credential: this.opts.credential } : {}),
         }),
       );
@@ -98,6 +104,10 @@ export class FakeCoordinator {
       socket.on('update', on('update'));
       socket.on('update-chunk', on('update-chunk'));
     });
+  }
+
+  get chunkValues(): number {
+    return this.opts.chunkValues ?? this.params.values.length;
   }
 
   async start(): Promise<number> {
@@ -121,6 +131,7 @@ export class FakeCoordinator {
         round,
         version,
         task: opts.task ?? SMALL_TASK,
+        spec: SMALL_SPEC,
         manifest: this.params.manifest,
         params: chunks > 0 ? null : this.params.values,
         chunks: pieces.length,
@@ -133,7 +144,7 @@ export class FakeCoordinator {
   }
 
   release(version: number): void {
-    this.io.emit('release', encodeMessage({ type: 'release', version, manifest: this.params.manifest, params: this.params.values, chunks: 0 }));
+    this.io.emit('release', encodeMessage({ type: 'release', version, spec: SMALL_SPEC, manifest: this.params.manifest, params: this.params.values, chunks: 0 }));
   }
 
   updates(): UpdateMessage[] {

@@ -54,6 +54,8 @@ export function createAdminBackend(d: AdminBackendDeps): AdminBackend {
         uptimeSeconds: Math.round((Date.now() - d.startedAt.getTime()) / 1000),
         ready: s.ready,
         version: s.version,
+        // Fingerprints of the exact parameters and optimizer state held in memory, to compare with a checkpoint.
+        state: d.engine.stateDigest(),
         nextRound: s.nextRound,
         roundInFlight: s.roundInFlight,
         sitesOnline: s.sitesOnline,

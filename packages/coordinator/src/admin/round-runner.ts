@@ -56,9 +56,9 @@ export interface RoundJobStatus {
 export interface RoundRunnerOptions {
   engine: RoundSource;
   logger: Logger;
-  /** Sites online now, and the fewest a round can succeed with: continuous mode waits for them. */
+  /** Sites online now, and the fewest a round starts with: continuous mode waits for them. */
   online: () => number;
-  quorum: number;
+  minOnline: number;
   /** Pause of continuous mode after a round that could not commit (default 5 s). */
   retryDelayMs?: number;
   /** How often continuous mode looks for enough sites while too few are online (default 1 s). */
@@ -143,7 +143,7 @@ export class RoundRunner {
     const retry = this.opts.retryDelayMs ?? 5000;
     const poll = this.opts.pollMs ?? 1000;
     while (!this.stopping && (maxRounds === undefined || this.job.done < maxRounds)) {
-      if (this.opts.online() < this.opts.quorum) {
+      if (this.opts.online() < this.opts.minOnline) {
         // Rounds only while sites are online: an empty federation would only abort round after round.
         await this.sleep(poll);
         continue;

@@ -47,6 +47,30 @@ export function waitUntil(clock: EngineClock, ms: number, check: () => boolean):
   };
 }
 
+/** Refusals by code: those of an attempt, or those that arrived between attempts (taken by the next one). */
+export class RejectionCounts {
+  private counts: Record<string, number> = {};
+
+  constructor(start: Record<string, number> = {}) {
+    this.counts = { ...start };
+  }
+
+  add(code: string): void {
+    this.counts[code] = (this.counts[code] ?? 0) + 1;
+  }
+
+  /** The counts so far, leaving none behind. */
+  take(): Record<string, number> {
+    const out = this.counts;
+    this.counts = {};
+    return out;
+  }
+
+  get current(): Record<string, number> {
+    return this.counts;
+  }
+}
+
 /** One attempt at one round: who was asked, who answered, what was accepted, what was refused and why. */
 export class RoundAttempt {
   readonly sampledSet: ReadonlySet<string>;
@@ -54,7 +78,7 @@ export class RoundAttempt {
   readonly accepted = new Map<string, SiteUpdate>();
   /** Sampled sites that went offline before answering; they get the offer again when they come back. */
   readonly dropped = new Set<string>();
-  readonly rejected: Record<string, number>;
+  readonly rejections: RejectionCounts;
   wait: BoundedWait | null = null;
 
   constructor(
@@ -67,15 +91,11 @@ export class RoundAttempt {
     rejectedBefore: Record<string, number>,
   ) {
     this.sampledSet = new Set(sampled);
-    this.rejected = { ...rejectedBefore };
+    this.rejections = new RejectionCounts(rejectedBefore);
   }
 
   get version(): number {
     return this.offer.version;
-  }
-
-  countRejection(code: string): void {
-    this.rejected[code] = (this.rejected[code] ?? 0) + 1;
   }
 
   allAnswered(): boolean {

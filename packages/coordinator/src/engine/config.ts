@@ -1,13 +1,19 @@
 import { aggregatorPreconditions, ErrorCode, FedmetaError } from '@fedmeta/shared';
 import type { AggregatorConfig, MetaAlgorithm, OptimizerConfig, RoundTask } from '@fedmeta/shared';
 
+/**
+ * Accepted updates needed to commit a round: an absolute count, or a fraction of the sites sampled in that
+ * round (ceil(fraction x sampled), at least 1), so that a fraction means the same whatever the round sampled.
+ */
+export type QuorumRule = { kind: 'count'; value: number } | { kind: 'fraction'; value: number };
+
 export interface RoundsConfig {
   /** Fraction of the online sites asked each round, in (0, 1]. */
   sampleFraction: number;
-  /** The fewest sites a round asks when that many are online. */
+  /** The fewest sites a round asks; a round starts once this many (and at least a count quorum) are online. */
   minSites: number;
-  /** Accepted updates needed to commit a round. */
-  quorum: number;
+  /** Accepted updates needed to commit a round; a bare number is a count. */
+  quorum: QuorumRule | number;
   /** How long a round waits for updates (and, before sampling, for a quorum of sites to be online). */
   deadlineSeconds: number;
   algorithm: MetaAlgorithm;
@@ -18,6 +24,11 @@ export interface RoundsConfig {
   episodes: number;
   /** Aborted attempts of one round in a row before `runRound` gives up with an error (default 5). */
   maxConsecutiveAborts?: number;
+}
+
+/** The rounds section as the engine keeps it: the quorum always as a rule. */
+export interface ValidRoundsConfig extends RoundsConfig {
+  quorum: QuorumRule;
 }
 
 export interface EngineConfig {
@@ -44,14 +55,47 @@ function positiveFinite(field: string, v: number): void {
   if (!Number.isFinite(v) || v <= 0) fail(field, 'a positive number');
 }
 
+export interface ValidEngineConfig extends EngineConfig {
+  rounds: ValidRoundsConfig;
+}
+
+function quorumRule(q: unknown): QuorumRule {
+  if (typeof q === 'number') {
+    positiveInt('rounds.quorum', q);
+    return { kind: 'count', value: q };
+  }
+  const rule = q as Partial<QuorumRule> | null;
+  if (rule?.kind === 'count') {
+    positiveInt('rounds.quorum.value', rule.value as number);
+    return { kind: 'count', value: rule.value as number };
+  }
+  if (rule?.kind === 'fraction') {
+    const v = rule.value as number;
+    if (!(Number.isFinite(v) && v > 0 && v <= 1)) fail('rounds.quorum.value', 'a fraction greater than 0 and at most 1');
+    return { kind: 'fraction', value: v };
+  }
+  return fail('rounds.quorum', 'a count ({ kind: "count", value: N }) or a fraction of the sampled sites ({ kind: "fraction", value: f })');
+}
+
+/** Accepted updates a round that sampled `sampled` sites needs to commit. */
+export function quorumFor(rule: QuorumRule, sampled: number): number {
+  if (rule.kind === 'count') return rule.value;
+  return Math.max(1, Math.ceil(rule.value * sampled));
+}
+
+/** Sites that must be online before a round is sampled: minSites, and never fewer than a count quorum. */
+export function sitesToStart(rounds: Pick<ValidRoundsConfig, 'minSites' | 'quorum'>): number {
+  return rounds.quorum.kind === 'count' ? Math.max(rounds.minSites, rounds.quorum.value) : rounds.minSites;
+}
+
 /** Checks the engine's options once at construction and returns a frozen copy the engine keeps. */
-export function validateEngineConfig(config: EngineConfig): Readonly<EngineConfig> {
+export function validateEngineConfig(config: EngineConfig): Readonly<ValidEngineConfig> {
   const r = config.rounds;
   if (!(Number.isFinite(r.sampleFraction) && r.sampleFraction > 0 && r.sampleFraction <= 1)) {
     fail('rounds.sampleFraction', 'greater than 0 and at most 1');
   }
   positiveInt('rounds.minSites', r.minSites);
-  positiveInt('rounds.quorum', r.quorum);
+  const quorum = quorumRule(r.quorum);
   positiveFinite('rounds.deadlineSeconds', r.deadlineSeconds);
   if (!ALGORITHMS.includes(r.algorithm)) fail('rounds.algorithm', `one of ${ALGORITHMS.join(', ')}`);
   positiveInt('rounds.innerSteps', r.innerSteps);
@@ -61,19 +105,22 @@ export function validateEngineConfig(config: EngineConfig): Readonly<EngineConfi
   positiveInt('rounds.episodes', r.episodes);
   if (r.maxConsecutiveAborts !== undefined) positiveInt('rounds.maxConsecutiveAborts', r.maxConsecutiveAborts);
   if (!Number.isSafeInteger(config.seed) || config.seed < 0) fail('seed', 'a non-negative whole number');
-  if (r.quorum > r.minSites && r.sampleFraction < 1) {
-    // With a fraction, a round may ask only minSites sites; a quorum above that could never be met.
+  if (quorum.kind === 'count' && quorum.value > r.minSites && r.sampleFraction < 1) {
+    // With a sample fraction, a round may ask only minSites sites; a count above that could never be met.
     fail('rounds.quorum', `at most rounds.minSites (${r.minSites}) when rounds.sampleFraction is below 1`);
   }
-  const why = aggregatorPreconditions(config.aggregator, r.quorum);
+  // The fewest updates a committing round can hold: the quorum of the smallest sample a round can start with.
+  const fewest = quorumFor(quorum, sitesToStart({ minSites: r.minSites, quorum }));
+  const why = aggregatorPreconditions(config.aggregator, fewest);
   if (why !== null) {
+    const shown = quorum.kind === 'count' ? String(quorum.value) : `${quorum.value} of ${r.minSites} sampled sites (${fewest})`;
     throw new FedmetaError(
       ErrorCode.CONFIG,
-      `rounds.quorum ${r.quorum} is too small for the ${config.aggregator.kind} aggregator (${why}); raise rounds.quorum or change the aggregator`,
+      `rounds.quorum ${shown} is too small for the ${config.aggregator.kind} aggregator (${why}); raise rounds.quorum or rounds.minSites, or change the aggregator`,
     );
   }
   return Object.freeze({
-    rounds: Object.freeze({ ...r }),
+    rounds: Object.freeze({ ...r, quorum: Object.freeze(quorum) }),
     aggregator: Object.freeze({ ...config.aggregator }),
     optimizer: Object.freeze({ ...config.optimizer }),
     seed: config.seed,

@@ -7,7 +7,8 @@ export interface EngineEvents {
   'update-accepted': [{ round: number; attempt: number; site: string; examples: number }];
   /** `round` is the round the update claimed to be for, when it said. */
   'update-rejected': [{ round: number | null; site: string; code: ErrorCode }];
-  'round-committed': [{ record: RoundRecord; version: number }];
+  /** `timings`: aggregation with the optimizer step, then the durable commit, in milliseconds. */
+  'round-committed': [{ record: RoundRecord; version: number; timings: { aggregateMs: number; commitMs: number } }];
   'round-aborted': [{ record: RoundRecord; attempt: number }];
   released: [{ version: number; releases: number[] }];
 }

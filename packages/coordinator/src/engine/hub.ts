@@ -1,4 +1,4 @@
-import type { ParamManifest, RoundTask, WireError } from '@fedmeta/shared';
+import type { ModelSpec, ParamManifest, RoundTask, WireError } from '@fedmeta/shared';
 
 /**
  * The one seam between the round engine and the sites. The engine never sees a socket: a socket.io
@@ -11,6 +11,8 @@ export interface RoundOffer {
   /** The checkpoint version whose parameters are attached; the site echoes it back in its update. */
   version: number;
   task: RoundTask;
+  /** The federation's model: the network `params` belong to, so that no site has to guess it. */
+  spec: ModelSpec;
   manifest: ParamManifest;
   params: Float32Array;
   /** Milliseconds since the epoch (by the coordinator's clock) after which the update is no longer awaited. */

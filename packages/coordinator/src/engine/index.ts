@@ -4,8 +4,10 @@ export type { MemoryHub, MemoryHubOptions, MemorySite, MemorySiteOptions, OfferH
 export { RoundEngine } from './round-engine.js';
 export type { RoundEngineOptions, SubmitResult, EngineStatus, RoundInFlight, RunRoundsOptions } from './types.js';
 export type { EngineEvents, EngineEventName } from './events.js';
-export { validateEngineConfig, roundTask, DEFAULT_MAX_CONSECUTIVE_ABORTS } from './config.js';
-export type { EngineConfig, RoundsConfig } from './config.js';
+export { validateEngineConfig, roundTask, quorumFor, sitesToStart, DEFAULT_MAX_CONSECUTIVE_ABORTS } from './config.js';
+export type { EngineConfig, RoundsConfig, QuorumRule, ValidEngineConfig, ValidRoundsConfig } from './config.js';
+export { digestState, DigestCache } from './digest.js';
+export type { StateDigest } from './digest.js';
 export type { EngineClock, BoundedWait } from './attempt.js';
 export { systemClock, waitUntil } from './attempt.js';
 export type { EngineStore, RoundJournalEntry, RoundStartedEntry, RoundAbortedEntry, JournalReplay } from './store.js';

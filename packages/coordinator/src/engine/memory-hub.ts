@@ -43,6 +43,7 @@ function copyOffer(offer: RoundOffer): RoundOffer {
     round: offer.round,
     version: offer.version,
     task: { ...offer.task },
+    spec: { ...offer.spec, hidden: [...offer.spec.hidden], task: { ...offer.spec.task } },
     manifest: offer.manifest.map((e) => ({ name: e.name, shape: [...e.shape], dtype: e.dtype })),
     params: offer.params.slice(),
     deadline: offer.deadline,

@@ -1,5 +1,24 @@
-import type { RoundRecord, SiteRoundMetrics } from '../state/types.js';
-import type { SiteUpdate } from './hub.js';
+import type { RoundTask } from '@fedmeta/shared';
+import type { Checkpoint, RoundRecord, SiteRoundMetrics } from '../state/types.js';
+import type { RoundOffer, SiteUpdate } from './hub.js';
+
+/** The offer of a round on checkpoint `cp`: its parameters and the model they belong to, spec included. */
+export function roundOffer(cp: Checkpoint, round: number, task: RoundTask, deadline: number): RoundOffer {
+  return {
+    round,
+    version: cp.version,
+    task,
+    spec: { ...cp.spec, hidden: [...cp.spec.hidden], task: { ...cp.spec.task } },
+    manifest: cp.manifest,
+    params: cp.params,
+    deadline,
+  };
+}
+
+/** A duration in milliseconds, to the microsecond, for logs and events. */
+export function millis(ms: number): number {
+  return Math.round(ms * 1000) / 1000;
+}
 
 export function allFinite(v: Float32Array): boolean {
   for (let i = 0; i < v.length; i++) {

@@ -1,29 +1,34 @@
 import { EventEmitter } from 'node:events';
+import { performance } from 'node:perf_hooks';
 import { ErrorCode, FedmetaError } from '@fedmeta/shared';
 import type { OptimizerState } from '@fedmeta/shared';
 import type { Logger } from 'pino';
 import type { Checkpoint, RoundRecord } from '../state/types.js';
-import { RoundAttempt, systemClock, waitUntil } from './attempt.js';
+import { RejectionCounts, RoundAttempt, systemClock, waitUntil } from './attempt.js';
 import type { BoundedWait, EngineClock } from './attempt.js';
 import { judgeUpdate } from './check-update.js';
-import { DEFAULT_MAX_CONSECUTIVE_ABORTS, roundTask, validateEngineConfig } from './config.js';
-import type { EngineConfig } from './config.js';
+import { DEFAULT_MAX_CONSECUTIVE_ABORTS, quorumFor, roundTask, sitesToStart, validateEngineConfig } from './config.js';
+import type { ValidEngineConfig } from './config.js';
+import { DigestCache } from './digest.js';
+import type { StateDigest } from './digest.js';
 import type { EngineEvents } from './events.js';
 import type { EngineStatus, RoundEngineOptions, RoundInFlight, RunRoundsOptions, SubmitResult } from './types.js';
-import type { RoundOffer, SiteHub, SiteUpdate } from './hub.js';
-import { buildRecord } from './records.js';
+import type { SiteHub, SiteUpdate } from './hub.js';
+import { buildRecord, millis, roundOffer } from './records.js';
+import type { RecordInput } from './records.js';
 import { nextCheckpoint, outerStep } from './outer-step.js';
 import { chooseRelease, withRelease, withRollback } from './releases.js';
 import { restoreState } from './restore.js';
 import { sampleCount, sampleSites, taskSeed } from './seeds.js';
 import type { EngineStore } from './store.js';
+import { crashPoint } from '../test-hooks.js';
 
 /**
  * Owns the meta-parameters and runs rounds against whatever sites the hub reaches. It commits through the
  * store before it changes its own state, so what it holds in memory is always a committed checkpoint.
  */
 export class RoundEngine extends EventEmitter<EngineEvents> {
-  private readonly config: Readonly<EngineConfig>;
+  private readonly config: Readonly<ValidEngineConfig>;
   private readonly store: EngineStore;
   private readonly hub: SiteHub;
   private readonly log: Logger;
@@ -36,7 +41,7 @@ export class RoundEngine extends EventEmitter<EngineEvents> {
   private nextAttempt = 0;
   private pendingAborted: RoundRecord[] = [];
   /** Rejections that arrived while no round was open; counted in the next round's record. */
-  private rejectedBetween: Record<string, number> = {};
+  private readonly between = new RejectionCounts();
 
   private running = false;
   private closed = false;
@@ -44,6 +49,7 @@ export class RoundEngine extends EventEmitter<EngineEvents> {
   private inFlight: RoundInFlight | null = null;
   private gathering: BoundedWait | null = null;
   private writes: Promise<unknown> = Promise.resolve();
+  private readonly digests = new DigestCache();
 
   constructor(options: RoundEngineOptions) {
     super();
@@ -56,6 +62,11 @@ export class RoundEngine extends EventEmitter<EngineEvents> {
       this.submit(site, update);
     });
     this.hub.onPresence((site, online) => this.presence(site, online));
+  }
+
+  /** Sites that must be online before a round is sampled (rounds.minSites, and at least a count quorum). */
+  get sitesToStart(): number {
+    return sitesToStart(this.config.rounds);
   }
 
   /** False until `init` has restored (or created) the state; until then every update is refused. */
@@ -101,7 +112,7 @@ export class RoundEngine extends EventEmitter<EngineEvents> {
           throw new FedmetaError(
             ErrorCode.NO_QUORUM,
             `round ${record.round} was aborted ${aborts} times in a row (last: ${record.reason ?? 'no reason'}); ` +
-              `check that at least ${this.config.rounds.quorum} sites are online and can finish within ${this.config.rounds.deadlineSeconds} s, or lower rounds.quorum`,
+              `check that at least ${sitesToStart(this.config.rounds)} sites are online and can finish within ${this.config.rounds.deadlineSeconds} s, or lower rounds.quorum`,
           );
         }
       }
@@ -130,8 +141,7 @@ export class RoundEngine extends EventEmitter<EngineEvents> {
     const rec = this.attempt;
     const err = judgeUpdate(site, update, rec, this.ready ? (this.cp as Checkpoint).params.length : null);
     if (err) {
-      if (rec) rec.countRejection(err.code);
-      else this.rejectedBetween[err.code] = (this.rejectedBetween[err.code] ?? 0) + 1;
+      (rec?.rejections ?? this.between).add(err.code);
       (rec?.log ?? this.log).child({ site }).warn({ code: err.code, claimedRound: claimed }, 'update rejected');
       this.hub.sendAck(site, { round: claimed ?? -1, accepted: false, error: err.toWire() });
       this.notify('update-rejected', { round: claimed, site, code: err.code });
@@ -143,8 +153,19 @@ export class RoundEngine extends EventEmitter<EngineEvents> {
     r.log.child({ site }).debug({ examples: update.counts.examples }, 'update accepted');
     this.hub.sendAck(site, { round: r.round, accepted: true });
     this.notify('update-accepted', { round: r.round, attempt: r.attempt, site, examples: update.counts.examples });
+    crashPoint('collect');
     r.wait?.poke();
     return { accepted: true };
+  }
+
+  /**
+   * Counts a message the transport refused before it became an update (oversize, undecodable, wrong length,
+   * NaN, rate-limited): in the open attempt's record, or between rounds in the next round's. The transport has
+   * already logged and acknowledged it; `round` is the round it was about, when known.
+   */
+  recordRejection(site: string, round: number | null, code: ErrorCode): void {
+    (this.attempt?.rejections ?? this.between).add(code);
+    this.notify('update-rejected', { round, site, code });
   }
 
   /** Marks a version for agents to use in `detect`: a number, or 'best' by the sites' own validation. */
@@ -206,6 +227,15 @@ export class RoundEngine extends EventEmitter<EngineEvents> {
     return this.cp;
   }
 
+  /**
+   * SHA-256 of the meta-parameters and of the optimizer state the engine holds, as the admin status shows them:
+   * after a restart they must equal those of the checkpoint it restored from (`digestState` of that checkpoint).
+   */
+  stateDigest(): StateDigest | null {
+    if (!this.cp || !this.optState) return null;
+    return this.digests.of(this.cp.version, this.cp.params, this.optState);
+  }
+
   /** Stops taking updates and ends the round in flight without committing it; `runRound` then rejects. */
   close(): void {
     if (this.closed) return;
@@ -247,17 +277,18 @@ export class RoundEngine extends EventEmitter<EngineEvents> {
 
     const base = { round, attempt, fromVersion: cp.version, sampled: 0, answered: 0, accepted: 0 };
     this.inFlight = { ...base, phase: 'waiting-for-sites', deadline: this.clock.now() + deadlineMs };
-    const enough = (): boolean => this.hub.online().length >= rounds.quorum;
+    const needed = sitesToStart(rounds);
+    const enough = (): boolean => this.hub.online().length >= needed;
     if (!enough()) {
-      log.info({ online: this.hub.online().length, quorum: rounds.quorum }, 'waiting for a quorum of sites to come online');
+      log.info({ online: this.hub.online().length, needed }, 'waiting for enough sites to come online');
       this.gathering = waitUntil(this.clock, deadlineMs, enough);
       const ok = await this.gathering.promise;
       this.gathering = null;
       this.throwIfClosed(round);
       if (!ok) {
         const online = this.hub.online().length;
-        return this.abort(log, { round, attempt, fromVersion: cp.version, startedAt, sampled: [], accepted: new Map(), rejected: this.takeBetween() },
-          `only ${online} sites were online within the deadline; the quorum is ${rounds.quorum}`);
+        return this.abort(log, { round, attempt, fromVersion: cp.version, startedAt, sampled: [], accepted: new Map(), rejected: this.between.take() },
+          `only ${online} sites were online within the deadline; a round starts with ${needed}`);
       }
     }
 
@@ -265,16 +296,19 @@ export class RoundEngine extends EventEmitter<EngineEvents> {
     const sampled = sampleSites(online, sampleCount(online.length, rounds.sampleFraction, rounds.minSites), this.seed, round, attempt);
     const seed = taskSeed(this.seed, round);
     const deadline = this.clock.now() + deadlineMs;
-    const offer: RoundOffer = { round, version: cp.version, task: roundTask(rounds, seed), manifest: cp.manifest, params: cp.params, deadline };
+    const offer = roundOffer(cp, round, roundTask(rounds, seed), deadline);
     await this.store.appendJournal({ type: 'round-started', round, attempt, fromVersion: cp.version, sampled, taskSeed: seed, deadline, at: startedAt });
     this.throwIfClosed(round);
 
-    const rec = new RoundAttempt(round, attempt, offer, sampled, startedAt, log, this.takeBetween());
+    const rec = new RoundAttempt(round, attempt, offer, sampled, startedAt, log, this.between.take());
     this.attempt = rec;
     this.inFlight = { ...base, phase: 'collecting', sampled: sampled.length, deadline };
     log.info({ sampled: sampled.length, online: online.length, deadline: new Date(deadline).toISOString() }, 'round started');
     this.notify('round-started', { round, attempt, version: cp.version, sampled: [...sampled], deadline });
-    for (const site of sampled) this.hub.sendOffer(site, offer);
+    for (const [i, site] of sampled.entries()) {
+      this.hub.sendOffer(site, offer);
+      if (i === 0) crashPoint('broadcast');
+    }
 
     rec.wait = waitUntil(this.clock, deadline - this.clock.now(), () => rec.allAnswered());
     const everyone = await rec.wait.promise;
@@ -283,9 +317,10 @@ export class RoundEngine extends EventEmitter<EngineEvents> {
     this.inFlight = { ...base, phase: 'committing', sampled: sampled.length, answered: rec.answered.size, accepted: rec.accepted.size, deadline };
     log.info({ answered: rec.answered.size, accepted: rec.accepted.size, sampled: sampled.length, byDeadline: !everyone }, 'collection closed');
 
-    const input = { round, attempt, fromVersion: cp.version, startedAt, sampled, accepted: rec.accepted, rejected: rec.rejected };
-    if (rec.accepted.size < rounds.quorum) {
-      return this.abort(log, input, `${rec.accepted.size} of ${sampled.length} sampled sites sent an acceptable update in time; the quorum is ${rounds.quorum}`);
+    const input = { round, attempt, fromVersion: cp.version, startedAt, sampled, accepted: rec.accepted, rejected: rec.rejections.current };
+    const quorum = quorumFor(rounds.quorum, sampled.length);
+    if (rec.accepted.size < quorum) {
+      return this.abort(log, input, `${rec.accepted.size} of ${sampled.length} sampled sites sent an acceptable update in time; the quorum is ${quorum}`);
     }
     return this.commitRound(log, input);
   }
@@ -293,16 +328,20 @@ export class RoundEngine extends EventEmitter<EngineEvents> {
   private async commitRound(log: Logger, input: AttemptOutcome): Promise<RoundRecord> {
     const cp = this.cp as Checkpoint;
     const { aggregator, optimizer } = this.config;
+    const t0 = performance.now();
     const step = outerStep(aggregator, optimizer, cp.params, this.optState as OptimizerState, input.accepted, this.lastAggregate);
+    const t1 = performance.now();
     if (!step.ok) {
       if (step.cause) log.error({ err: step.cause }, 'aggregation failed');
       return this.abort(log, input, step.reason);
     }
+    crashPoint('aggregate');
     const record = buildRecord({ ...input, status: 'committed', endedAt: this.nowIso() });
     const version = await this.serialWrite(async () => {
       const cfg = { aggregator, optimizer, seed: this.seed };
       const next = nextCheckpoint(this.cp as Checkpoint, step, input.round, cfg, [...this.pendingAborted, record], record.endedAt);
       await this.store.commit(next);
+      crashPoint('commit');
       // Only a durable commit moves the engine on; a failed one leaves the round to be run again.
       this.cp = next;
       this.optState = step.optimizer;
@@ -311,8 +350,10 @@ export class RoundEngine extends EventEmitter<EngineEvents> {
       this.nextAttempt = 0;
       return next.version;
     });
-    log.info({ newVersion: version, accepted: record.accepted, meanQueryLoss: record.meanQueryLoss, rejected: record.rejected }, 'round committed');
-    this.notify('round-committed', { record, version });
+    // Aggregation and optimizer step, then the durable write: what a round costs once its updates are in.
+    const timings = { aggregateMs: millis(t1 - t0), commitMs: millis(performance.now() - t1) };
+    log.info({ newVersion: version, accepted: record.accepted, meanQueryLoss: record.meanQueryLoss, rejected: record.rejected, ...timings }, 'round committed');
+    this.notify('round-committed', { record, version, timings });
     return record;
   }
 
@@ -336,12 +377,6 @@ export class RoundEngine extends EventEmitter<EngineEvents> {
     this.log.info({ version, how }, 'release changed');
     this.hub.broadcastRelease(version);
     this.notify('released', { version, releases });
-  }
-
-  private takeBetween(): Record<string, number> {
-    const r = this.rejectedBetween;
-    this.rejectedBetween = {};
-    return r;
   }
 
   private throwIfClosed(round: number): void {
@@ -372,12 +407,6 @@ export class RoundEngine extends EventEmitter<EngineEvents> {
   }
 }
 
-interface AttemptOutcome {
-  round: number;
+interface AttemptOutcome extends Omit<RecordInput, 'status' | 'endedAt' | 'reason'> {
   attempt: number;
-  fromVersion: number;
-  startedAt: string;
-  sampled: readonly string[];
-  accepted: ReadonlyMap<string, SiteUpdate>;
-  rejected: Record<string, number>;
 }

@@ -6,6 +6,7 @@ import { fsyncDir, writeFileAtomic } from './atomic.js';
 import type { AtomicWriteHooks } from './atomic.js';
 import type { CheckpointFault } from './store.js';
 import type { Checkpoint } from './types.js';
+import { crashPoint } from '../test-hooks.js';
 
 const CHECKPOINT_RE = /^checkpoint-(\d{12})\.fmck$/;
 export const QUARANTINE_DIR = 'quarantine';
@@ -55,7 +56,12 @@ export async function readCheckpointFile(dir: string, version: number): Promise<
 
 export async function writeCheckpointFile(dir: string, cp: Checkpoint, hooks?: AtomicWriteHooks): Promise<void> {
   const chunks = encodeContainer(ContainerKind.checkpoint, encodeCheckpoint(cp));
-  await writeFileAtomic(dir, checkpointName(cp.version), chunks, hooks);
+  await writeFileAtomic(dir, checkpointName(cp.version), chunks, {
+    beforeRename: async (temp) => {
+      await hooks?.beforeRename?.(temp);
+      crashPoint('checkpoint');
+    },
+  });
 }
 
 /**

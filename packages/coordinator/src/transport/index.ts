@@ -7,5 +7,5 @@ export type { AdmitOptions, Admitted, PeerTls } from './handshake.js';
 export { UpdateReceiver } from './inbound.js';
 export type { Verdict, Reply, UpdateReceiverOptions } from './inbound.js';
 export { encodeOffer, encodeRelease, sendTransfer } from './outbound.js';
-export type { EncodedTransfer, Emitter } from './outbound.js';
+export type { EncodedTransfer, Emitter, ReleasedModel } from './outbound.js';
 export { TokenBucket } from './rate-limit.js';

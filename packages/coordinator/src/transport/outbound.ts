@@ -1,5 +1,5 @@
 import { chunkVector, encodeMessage } from '@fedmeta/shared';
-import type { ParamManifest, ParamsChunkMessage, ReleaseMessage, RoundOfferMessage } from '@fedmeta/shared';
+import type { ModelSpec, ParamManifest, ParamsChunkMessage, ReleaseMessage, RoundOfferMessage } from '@fedmeta/shared';
 import type { RoundOffer } from '../engine/hub.js';
 
 /**
@@ -36,6 +36,7 @@ export function encodeOffer(offer: RoundOffer, chunkValues: number): EncodedTran
     round: offer.round,
     version: offer.version,
     task: { ...offer.task },
+    spec: offer.spec,
     manifest: offer.manifest,
     params: chunks ? null : offer.params,
     chunks: chunks ? chunks.length : 0,
@@ -44,11 +45,20 @@ export function encodeOffer(offer: RoundOffer, chunkValues: number): EncodedTran
   return transfer('round-offer', encodeMessage(msg), chunks ?? []);
 }
 
-export function encodeRelease(version: number, manifest: ParamManifest, params: Float32Array, chunkValues: number): EncodedTransfer {
+/** A released version: the model it belongs to travels with it, so `detect` builds exactly that network. */
+export interface ReleasedModel {
+  spec: ModelSpec;
+  manifest: ParamManifest;
+  params: Float32Array;
+}
+
+export function encodeRelease(version: number, model: ReleasedModel, chunkValues: number): EncodedTransfer {
+  const { spec, manifest, params } = model;
   const chunks = paramChunks(version, params, chunkValues);
   const msg: ReleaseMessage = {
     type: 'release',
     version,
+    spec,
     manifest,
     params: chunks ? null : params,
     chunks: chunks ? chunks.length : 0,

@@ -7,7 +7,6 @@ import type {
   AckMessage,
   ClientToServerEvents,
   ErrorMessage,
-  ParamManifest,
   ServerToClientEvents,
   WelcomeMessage,
   WireError,
@@ -21,13 +20,13 @@ import type { Reply, Verdict } from './inbound.js';
 import { wireLimits } from './limits.js';
 import type { WireLimits } from './limits.js';
 import { encodeOffer, encodeRelease, sendTransfer } from './outbound.js';
-import type { EncodedTransfer, Emitter } from './outbound.js';
+import type { EncodedTransfer, Emitter, ReleasedModel } from './outbound.js';
 import { TokenBucket } from './rate-limit.js';
 
 /** What the hub asks the coordinator for once it is ready: the state a joining site is told, and released models. */
 export interface HubSource {
   welcome(): { currentVersion: number; round: number | null; released: number | null };
-  release(version: number): Promise<{ manifest: ParamManifest; params: Float32Array }>;
+  release(version: number): Promise<ReleasedModel>;
 }
 
 export interface SocketHubOptions {
@@ -287,6 +286,9 @@ export class SocketHub implements SiteHub {
       currentVersion: w.currentVersion,
       round: w.round,
       released: w.released,
+      // The site chunks its updates at this size; a vector never exceeds the model, so neither does a chunk.
+      chunkValues: Math.min(this.limits.chunkValues, this.opts.paramCount),
+      maxMessageBytes: this.limits.maxMessageBytes,
     };
     if (credential) welcome.credential = credential;
     socket.emit('welcome', encodeMessage(welcome));
@@ -368,8 +370,7 @@ export class SocketHub implements SiteHub {
     if (this.lastRelease?.version === version) return this.lastRelease.transfer;
     const src = this.source;
     if (!src) throw new FedmetaError(ErrorCode.NOT_READY, 'the hub is not active');
-    const { manifest, params } = await src.release(version);
-    const transfer = encodeRelease(version, manifest, params, this.limits.chunkValues);
+    const transfer = encodeRelease(version, await src.release(version), this.limits.chunkValues);
     this.lastRelease = { version, transfer };
     return transfer;
   }

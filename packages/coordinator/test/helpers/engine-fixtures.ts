@@ -38,7 +38,7 @@ export function engineConfig(rounds: Partial<RoundsConfig> = {}, rest: Partial<O
     rounds: {
       sampleFraction: 1,
       minSites: 1,
-      quorum: 1,
+      quorum: { kind: 'count', value: 1 },
       deadlineSeconds: 2,
       algorithm: 'reptile',
       innerSteps: 3,

@@ -1,4 +1,5 @@
 import type { ErrorCode } from '../errors.js';
+import type { ModelSpec } from '../model/spec.js';
 import type { ParamManifest } from '../params.js';
 import type { RoundTask } from './task.js';
 
@@ -7,7 +8,7 @@ import type { RoundTask } from './task.js';
  * `type` names it; the socket.io event that carries it has the same name, so both ends share one vocabulary.
  * Bump PROTOCOL_VERSION on any change a peer of the previous version could not read.
  */
-export const PROTOCOL_VERSION = 1;
+export const PROTOCOL_VERSION = 2;
 export type ProtocolVersion = typeof PROTOCOL_VERSION;
 
 /**
@@ -23,6 +24,12 @@ export const PROTOCOL_LIMITS = {
   manifestEntries: 256,
   paramNameChars: 128,
   shapeDims: 8,
+  /** Hidden layers a model spec may declare (its manifest has two entries per layer, within manifestEntries). */
+  hiddenLayers: 64,
+  /** Most output classes of a multiclass model spec. */
+  classes: 1 << 16,
+  /** Largest message size a coordinator may announce in its welcome (1 GiB). */
+  messageBytes: 1 << 30,
   /** Longest parameter vector a message may describe (256 MiB of float32). */
   vectorValues: 1 << 26,
   /** Most chunks one transfer may be split into. */
@@ -119,6 +126,13 @@ export interface WelcomeMessage {
   round: number | null;
   /** The version released for detection, if any. */
   released: number | null;
+  /**
+   * Values per message of a vector this site sends: an update longer than this travels as a header and
+   * update-chunk messages of at most this many values each.
+   */
+  chunkValues: number;
+  /** The largest message in bytes the coordinator accepts; larger ones are refused (or cut the connection). */
+  maxMessageBytes: number;
 }
 
 /**
@@ -130,6 +144,9 @@ export interface RoundOfferMessage {
   round: number;
   version: number;
   task: RoundTask;
+  /** The federation's model, so that a site builds exactly the network the parameters belong to. */
+  spec: ModelSpec;
+  /** The layout of `params`; it must be the manifest of `spec` (with or without Meta-SGD step sizes). */
   manifest: ParamManifest;
   params: Float32Array | null;
   chunks: number;
@@ -160,6 +177,7 @@ export interface AckMessage {
 export interface ReleaseMessage {
   type: 'release';
   version: number;
+  spec: ModelSpec;
   manifest: ParamManifest;
   params: Float32Array | null;
   chunks: number;

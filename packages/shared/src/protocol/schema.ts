@@ -1,5 +1,5 @@
 import { ErrorCode, FedmetaError } from '../errors.js';
-import { PROTOCOL_VERSION } from './messages.js';
+import { PROTOCOL_LIMITS as L, PROTOCOL_VERSION, SITE_NAME_PATTERN } from './messages.js';
 
 /**
  * Building blocks of the message schema. Decoded input is untrusted: only plain objects whose own keys
@@ -60,4 +60,72 @@ export function checkRecord(v: unknown, path: string, fields: FieldSet): Record<
   }
   for (const k of fields.required) if (!Object.hasOwn(o, k)) fail(path, `lacks the field ${k}`);
   return o;
+}
+
+// ---------------------------------------------------------------------------------------------- field checks
+
+/** Secrets, tokens, names and version strings: visible ASCII without spaces. */
+export const PRINTABLE = /^[\x21-\x7e]+$/;
+
+export function siteName(v: unknown, path: string): string {
+  const s = str(v, path, L.siteNameChars);
+  if (!SITE_NAME_PATTERN.test(s)) fail(path, 'must be letters, digits, dot, underscore or dash, starting with a letter or digit');
+  return s;
+}
+
+export function str(v: unknown, path: string, maxChars: number, pattern?: RegExp): string {
+  if (typeof v !== 'string') fail(path, 'must be a string');
+  if (v.length === 0 || v.length > maxChars) fail(path, `must have 1 to ${maxChars} characters`);
+  if (pattern !== undefined && !pattern.test(v)) fail(path, 'contains characters that are not allowed');
+  return v;
+}
+
+export function int(v: unknown, path: string, min: number, max: number): number {
+  if (typeof v !== 'number') fail(path, 'must be an integer');
+  if (!Number.isInteger(v)) {
+    if (!Number.isFinite(v)) nonFinite(path);
+    fail(path, 'must be an integer');
+  }
+  if (v < min || v > max) fail(path, `must be from ${min} to ${max}`);
+  return v;
+}
+
+export function num(v: unknown, path: string, min: number, max: number): number {
+  if (typeof v !== 'number') fail(path, 'must be a number');
+  if (!Number.isFinite(v)) nonFinite(path);
+  if (v < min || v > max) fail(path, `must be from ${min} to ${max}`);
+  return v;
+}
+
+/**
+ * Only a genuine Float32Array is accepted: raw bytes (Buffer, Uint8Array) are refused rather than
+ * reinterpreted, because the codec always writes float32 vectors as the typed-array extension and a
+ * byte string would need alignment and length rules of its own.
+ */
+export function floats(v: unknown, path: string): Float32Array {
+  if (typeof v !== 'object' || v === null || Object.getPrototypeOf(v) !== Float32Array.prototype) {
+    fail(path, 'must be a Float32Array');
+  }
+  const a = v as Float32Array;
+  if (a.length > L.vectorValues) fail(path, `must have at most ${L.vectorValues} values`);
+  return a;
+}
+
+export function finite(a: Float32Array, path: string): void {
+  // x * 0 is 0 for every finite x and NaN for NaN and both infinities, and a NaN survives any sum: one
+  // branch per vector. Two accumulators over eight values keep the loop from waiting on a single sum.
+  const n = a.length;
+  let s0 = 0;
+  let s1 = 0;
+  let i = 0;
+  for (; i + 8 <= n; i += 8) {
+    s0 += (a[i] as number) * 0 + (a[i + 1] as number) * 0 + (a[i + 2] as number) * 0 + (a[i + 3] as number) * 0;
+    s1 += (a[i + 4] as number) * 0 + (a[i + 5] as number) * 0 + (a[i + 6] as number) * 0 + (a[i + 7] as number) * 0;
+  }
+  for (; i < n; i++) s0 += (a[i] as number) * 0;
+  if (s0 + s1 === 0) return;
+  for (let j = 0; j < n; j++) {
+    const x = a[j] as number;
+    if (x - x !== 0) nonFinite(`${path}[${j}]`);
+  }
 }

@@ -1,13 +1,9 @@
 import { ErrorCode, FedmetaError } from '../errors.js';
+import type { ParamManifest } from '../params.js';
 import { assertChunkLayout, chunkRange } from './chunks.js';
-import {
-  PROTOCOL_LIMITS as L,
-  PROTOCOL_VERSION,
-  SITE_NAME_PATTERN,
-  type Message,
-  type MessageType,
-} from './messages.js';
-import { checkPlain, checkRecord, fail, FieldSet, nonFinite, safeLabel } from './schema.js';
+import { PROTOCOL_LIMITS as L, PROTOCOL_VERSION, type Message, type MessageType } from './messages.js';
+import { manifest, modelSpec } from './model-fields.js';
+import { checkPlain, checkRecord, fail, FieldSet, finite, floats, int, num, PRINTABLE, safeLabel, siteName, str } from './schema.js';
 
 /**
  * The strict schema of every message, written out by hand: a decoded value is accepted only if it is
@@ -26,7 +22,6 @@ export interface ValidateOptions {
   accept?: readonly MessageType[];
 }
 
-const PRINTABLE = /^[\x21-\x7e]+$/;
 const FINGERPRINT = /^[A-Za-z0-9+/=:._-]+$/;
 const ERROR_CODES: ReadonlySet<string> = new Set(Object.values(ErrorCode));
 const ALGORITHMS: ReadonlySet<string> = new Set(['reptile', 'fomaml', 'maml']);
@@ -40,14 +35,16 @@ const COUNTS = new FieldSet(['episodes', 'examples']);
 const METRICS = new FieldSet(['supportLoss', 'queryLoss'], ['queryAccuracy', 'valF1']);
 const PRIVACY = new FieldSet([], ['epsilon', 'delta', 'noiseMultiplier', 'clipNorm', 'sampleRate', 'steps']);
 const UPDATE_CHUNK = new FieldSet(['type', 'round', 'index', 'count', 'values']);
-const WELCOME = new FieldSet(['type', 'protocolVersion', 'site', 'currentVersion', 'round', 'released'], ['credential']);
-const ROUND_OFFER = new FieldSet(['type', 'round', 'version', 'task', 'manifest', 'params', 'chunks', 'deadline']);
+const WELCOME = new FieldSet(
+  ['type', 'protocolVersion', 'site', 'currentVersion', 'round', 'released', 'chunkValues', 'maxMessageBytes'],
+  ['credential'],
+);
+const ROUND_OFFER = new FieldSet(['type', 'round', 'version', 'task', 'spec', 'manifest', 'params', 'chunks', 'deadline']);
 const TASK = new FieldSet(['algorithm', 'innerSteps', 'innerLr', 'shots', 'queryShots', 'episodes', 'seed']);
-const ENTRY = new FieldSet(['name', 'shape', 'dtype']);
 const PARAMS_CHUNK = new FieldSet(['type', 'version', 'index', 'count', 'values']);
 const ACK = new FieldSet(['type', 'round', 'accepted'], ['chunk', 'error']);
 const WIRE_ERROR = new FieldSet(['code', 'message']);
-const RELEASE = new FieldSet(['type', 'version', 'manifest', 'params', 'chunks']);
+const RELEASE = new FieldSet(['type', 'version', 'spec', 'manifest', 'params', 'chunks']);
 const ERROR = new FieldSet(['type', 'code', 'message']);
 
 /**
@@ -119,6 +116,12 @@ function welcome(o: Record<string, unknown>): Message {
   int(o['currentVersion'], 'welcome.currentVersion', 0, MAX);
   if (o['round'] !== null) int(o['round'], 'welcome.round', 0, MAX);
   if (o['released'] !== null) int(o['released'], 'welcome.released', 0, MAX);
+  int(o['chunkValues'], 'welcome.chunkValues', 1, L.vectorValues);
+  const bytes = int(o['maxMessageBytes'], 'welcome.maxMessageBytes', 1024, L.messageBytes);
+  // A chunk of chunkValues float32 values must fit in one message, or the site could never send its update.
+  if (bytes < 4 * Math.min(o['chunkValues'] as number, L.vectorValues)) {
+    fail('welcome.maxMessageBytes', 'is too small for a chunk of welcome.chunkValues float32 values');
+  }
   return o as unknown as Message;
 }
 
@@ -190,6 +193,7 @@ function model(o: Record<string, unknown>, type: 'round-offer' | 'release', opts
     task(o['task']);
   }
   const size = manifest(o['manifest'], `${type}.manifest`);
+  modelSpec(o['spec'], o['manifest'] as ParamManifest, `${type}.spec`, `${type}.manifest`);
   const vec = o['params'] === null ? null : floats(o['params'], `${type}.params`);
   chunksField(o['chunks'], vec, type);
   if (vec === null) {
@@ -216,35 +220,6 @@ function task(v: unknown): void {
   int(t['queryShots'], 'round-offer.task.queryShots', 0, 1_000_000);
   int(t['episodes'], 'round-offer.task.episodes', 1, 1_000_000);
   int(t['seed'], 'round-offer.task.seed', 0, MAX);
-}
-
-/** Checks a manifest and returns the number of values it describes. */
-function manifest(v: unknown, path: string): number {
-  if (!Array.isArray(v) || Object.getPrototypeOf(v) !== Array.prototype) fail(path, 'must be an array');
-  const entries = v as unknown[];
-  if (entries.length < 1 || entries.length > L.manifestEntries) fail(path, `must have 1 to ${L.manifestEntries} entries`);
-  const names = new Set<string>();
-  let total = 0;
-  for (let i = 0; i < entries.length; i++) {
-    const at = `${path}[${i}]`;
-    const e = checkRecord(entries[i], at, ENTRY);
-    const name = str(e['name'], `${at}.name`, L.paramNameChars, PRINTABLE);
-    if (names.has(name)) fail(`${at}.name`, 'repeats an earlier entry name');
-    names.add(name);
-    if (e['dtype'] !== 'float32') fail(`${at}.dtype`, "must be 'float32'");
-    const shape = e['shape'];
-    if (!Array.isArray(shape) || Object.getPrototypeOf(shape) !== Array.prototype) fail(`${at}.shape`, 'must be an array');
-    const dims = shape as unknown[];
-    if (dims.length > L.shapeDims) fail(`${at}.shape`, `must have at most ${L.shapeDims} dimensions`);
-    let size = 1;
-    for (let d = 0; d < dims.length; d++) {
-      size *= int(dims[d], `${at}.shape[${d}]`, 1, L.vectorValues);
-      if (size > L.vectorValues) fail(`${at}.shape`, `describes more than ${L.vectorValues} values`);
-    }
-    total += size;
-    if (total > L.vectorValues) fail(path, `describes more than ${L.vectorValues} values`);
-  }
-  return total;
 }
 
 function ack(o: Record<string, unknown>): Message {
@@ -288,68 +263,5 @@ function vectorLength(msg: Message, vec: Float32Array | null, chunks: number, pa
       ErrorCode.WRONG_LENGTH,
       `${path} has ${vec.length} values but ${expected} were expected; the site and the coordinator must use the same model`,
     );
-  }
-}
-
-function siteName(v: unknown, path: string): string {
-  const s = str(v, path, L.siteNameChars);
-  if (!SITE_NAME_PATTERN.test(s)) fail(path, 'must be letters, digits, dot, underscore or dash, starting with a letter or digit');
-  return s;
-}
-
-function str(v: unknown, path: string, maxChars: number, pattern?: RegExp): string {
-  if (typeof v !== 'string') fail(path, 'must be a string');
-  if (v.length === 0 || v.length > maxChars) fail(path, `must have 1 to ${maxChars} characters`);
-  if (pattern !== undefined && !pattern.test(v)) fail(path, 'contains characters that are not allowed');
-  return v;
-}
-
-function int(v: unknown, path: string, min: number, max: number): number {
-  if (typeof v !== 'number') fail(path, 'must be an integer');
-  if (!Number.isInteger(v)) {
-    if (!Number.isFinite(v)) nonFinite(path);
-    fail(path, 'must be an integer');
-  }
-  if (v < min || v > max) fail(path, `must be from ${min} to ${max}`);
-  return v;
-}
-
-function num(v: unknown, path: string, min: number, max: number): number {
-  if (typeof v !== 'number') fail(path, 'must be a number');
-  if (!Number.isFinite(v)) nonFinite(path);
-  if (v < min || v > max) fail(path, `must be from ${min} to ${max}`);
-  return v;
-}
-
-/**
- * Only a genuine Float32Array is accepted: raw bytes (Buffer, Uint8Array) are refused rather than
- * reinterpreted, because the codec always writes float32 vectors as the typed-array extension and a
- * byte string would need alignment and length rules of its own.
- */
-function floats(v: unknown, path: string): Float32Array {
-  if (typeof v !== 'object' || v === null || Object.getPrototypeOf(v) !== Float32Array.prototype) {
-    fail(path, 'must be a Float32Array');
-  }
-  const a = v as Float32Array;
-  if (a.length > L.vectorValues) fail(path, `must have at most ${L.vectorValues} values`);
-  return a;
-}
-
-function finite(a: Float32Array, path: string): void {
-  // x * 0 is 0 for every finite x and NaN for NaN and both infinities, and a NaN survives any sum: one
-  // branch per vector. Two accumulators over eight values keep the loop from waiting on a single sum.
-  const n = a.length;
-  let s0 = 0;
-  let s1 = 0;
-  let i = 0;
-  for (; i + 8 <= n; i += 8) {
-    s0 += (a[i] as number) * 0 + (a[i + 1] as number) * 0 + (a[i + 2] as number) * 0 + (a[i + 3] as number) * 0;
-    s1 += (a[i + 4] as number) * 0 + (a[i + 5] as number) * 0 + (a[i + 6] as number) * 0 + (a[i + 7] as number) * 0;
-  }
-  for (; i < n; i++) s0 += (a[i] as number) * 0;
-  if (s0 + s1 === 0) return;
-  for (let j = 0; j < n; j++) {
-    const x = a[j] as number;
-    if (x - x !== 0) nonFinite(`${path}[${j}]`);
   }
 }

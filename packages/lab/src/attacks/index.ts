@@ -1,0 +1,18 @@
+export { alieZ, coordinateMeanStd, gaussianUpdate, innerProductManipulation, inverseNormalCdf, littleIsEnough, scaledUpdate, signFlip } from './transforms.js';
+export { DEFAULT_TRIGGERS, applyTrigger, backdoorEpisode, flipEpisode, flipLabels, resolveTrigger, withBackdoor } from './poison.js';
+export type { Trigger, TriggerSpec } from './poison.js';
+export { allocateSites, maliciousCount, maliciousSites, simulateSites, splitOffice } from './sites.js';
+export { runFederation } from './federation.js';
+export type { FederationOutcome, FederationRun, LocalFn, MaliciousContext, MaliciousFn } from './federation.js';
+export { ATTACKS, DEFAULT_ATTACK_PARAMS, attackBehaviour, attackBoost, backdoorBehaviour, methodLocal, parseAttacks } from './behaviour.js';
+export type { AttackName, AttackParams, BehaviourDeps, EpisodeTransform } from './behaviour.js';
+export { AGGREGATORS, aggregatorConfig, parseAggregators } from './aggregators.js';
+export type { AggregatorName } from './aggregators.js';
+export { calibrateRadius, federationRun, loadBase, seedWorld, startOf, tuneAt } from './world.js';
+export type { SecurityBase, SeedWorld } from './world.js';
+export { backdoorScore, heldOutF1 } from './score.js';
+export type { BackdoorScore } from './score.js';
+export { runAttackMatrix } from './matrix.js';
+export type { AttackMatrixOptions, AttackMatrixResults, MatrixCell } from './matrix.js';
+export { f3, formatAttackMatrix, textTable } from './format.js';
+export { attackCommand, evadeCommand, leakCommand } from './commands.js';
