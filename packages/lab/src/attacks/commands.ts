@@ -152,7 +152,7 @@ export const leakCommand: CommandModule = {
   builder: (y) =>
     common(y)
       .option('batch-sizes', { type: 'string', default: '1,8,32,128', describe: 'batch sizes of the victim update' })
-      .option('defences', { type: 'string', default: DEFENCES.join(','), describe: 'none,dp,secagg' })
+      .option('defences', { type: 'string', default: DEFENCES.join(','), describe: 'what the attacker sees: none (a plain gradient), reptile (the Reptile update), dp (DP-SGD), secagg (a sum of sites)' })
       .option('trials', { type: 'number', describe: 'batches attacked per cell (default 3; 1 with --quick)' })
       .option('dlg-iterations', { type: 'number', default: 300, describe: 'Adam steps of the inversion' })
       .option('dp-clip', { type: 'number', default: 1, describe: 'DP-SGD per-example clipping bound' })
