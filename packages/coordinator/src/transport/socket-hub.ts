@@ -80,6 +80,8 @@ export class SocketHub implements SiteHub {
   private readonly updateHandlers: UpdateHandler[] = [];
   private readonly presenceHandlers: PresenceHandler[] = [];
   private readonly rejected: Record<string, number> = {};
+  /** Connections refused at admission, by code: what an unauthenticated or misconfigured peer was told. */
+  private readonly refused: Record<string, number> = {};
   private readonly pendingReply = new Map<string, Reply>();
   private readonly offers = new WeakMap<RoundOffer, EncodedTransfer>();
   private lastRelease: { version: number; transfer: EncodedTransfer } | null = null;
@@ -180,6 +182,11 @@ export class SocketHub implements SiteHub {
     return { ...this.rejected };
   }
 
+  /** Connections refused at admission since start, by code (unauthenticated, wrong schema, not ready, full). */
+  connectionRefusals(): Record<string, number> {
+    return { ...this.refused };
+  }
+
   /** Tells a site why and closes its connection (after a revocation, say). */
   disconnectSite(site: string, error?: WireError): boolean {
     const s = this.sockets.get(site);
@@ -224,6 +231,7 @@ export class SocketHub implements SiteHub {
     } catch (e) {
       const err = connectError(e);
       const code = (err.data as WireError).code;
+      this.refused[code] = (this.refused[code] ?? 0) + 1;
       if (!isFedmetaError(e)) this.log.error({ err: e }, 'admission failed unexpectedly');
       this.log.info({ code, transport: socket.conn.transport.name }, 'connection refused');
       next(err);
