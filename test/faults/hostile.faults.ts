@@ -5,6 +5,7 @@
 // messages over the size limits, and a connection flood.
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
+import { fileURLToPath } from 'node:url';
 import { monitorEventLoopDelay } from 'node:perf_hooks';
 import { Writable } from 'node:stream';
 import { pino } from 'pino';
@@ -12,14 +13,16 @@ import { builtinSchema, schemaFingerprint } from '@fedmeta/shared';
 import { COORDINATOR_DEFAULTS, loadCoordinatorConfig, startCoordinator, wireLimits } from '@fedmeta/coordinator';
 import type { RoundRecord, RunningCoordinator, SiteUpdate } from '@fedmeta/coordinator';
 import { AdminClient } from '../helpers/federation.js';
-import { sleep, until } from '../helpers/children.js';
+import { cleanEnv, sleep, until } from '../helpers/children.js';
 import { ADMIN_TOKEN, Federation } from './helpers/federation.js';
-import { UpdateFuzzer, type FuzzMessage } from './helpers/fuzz.js';
+import type { FuzzPeerOptions } from './helpers/fuzz-peer.js';
 import { faultProfile } from './helpers/profile.js';
-import { RawWs } from './helpers/raw-ws.js';
-import { quantile, recordRow, seconds } from './helpers/report.js';
+import { RawWs, frame } from './helpers/raw-ws.js';
+import { ROOT } from '../helpers/federation.js';
+import { quantile, recordRow } from './helpers/report.js';
 import { SiteClient, add, newTally, total, type Tally } from './helpers/site-client.js';
-import { fuzzUnauthenticated } from './helpers/unauth.js';
+import type { FuzzMessage } from './helpers/fuzz.js';
+import type { UnauthTally } from './helpers/unauth.js';
 
 const profile = faultProfile();
 const HONEST = ['office-a', 'office-b'];
@@ -143,9 +146,7 @@ before(async () => {
   // The fuzzer may send as fast as it can: the rate limiter has a test of its own below.
   await startInProcess({ 'server.perConnectionMessagesPerSecond': 1_000_000 });
   for (const s of HONEST) fed.startAgent(s);
-  console.error(new Date().toISOString(), 'B started');
   await fed.online(HONEST, 90_000);
-  console.error(new Date().toISOString(), 'B online');
 });
 
 after(async () => {
@@ -154,9 +155,7 @@ after(async () => {
 });
 
 test(`fuzzing: ${profile.fuzzMessages} mutated messages from an authenticated agent and an unauthenticated peer; honest rounds go on`, { timeout: 600_000 }, async () => {
-  console.error(new Date().toISOString(), 'T start');
   await until(() => (committed.length >= 1 ? true : undefined), 60_000, 'a first honest round');
-  console.error(new Date().toISOString(), 'T first round');
   const rssBefore = rssMb();
   const rejectedBefore = running.hub.rejectionCounts();
   const refusedBefore = running.hub.connectionRefusals();
@@ -166,24 +165,19 @@ test(`fuzzing: ${profile.fuzzMessages} mutated messages from an authenticated ag
   const health = healthProbe();
   const t0 = Date.now();
 
-  const authCount = Math.round(profile.fuzzMessages * 0.8);
-  const client = await SiteClient.connect(running.url, FUZZ, fed.tokens.get(FUZZ) as string, fingerprint, dim);
-  console.error(new Date().toISOString(), 'T connected');
-  const fuzzer = new UpdateFuzzer(SEED);
-  const dbg = setInterval(() => console.error(new Date().toISOString(), 'T auth', JSON.stringify(auth), committed.length), 2000);
-  const auth = newTally();
-  let left = authCount;
-  await client.send((): FuzzMessage | null => (left-- > 0 ? fuzzer.next(client.ctx) : null), auth);
-  client.close();
-  clearInterval(dbg);
-  console.error(new Date().toISOString(), 'T auth done');
-  const authMs = Date.now() - t0;
-
-  const t1 = Date.now();
+  // Two hostile processes at once, so that the coordinator, not the fuzzer, is what is busy.
   const limits = wireLimits(dim, { maxMessageBytes: MAX_MESSAGE_BYTES });
-  const unauth = await fuzzUnauthenticated(running.port, profile.fuzzMessages - authCount, SEED, { site: HONEST[0] as string, schemaFingerprint: fingerprint }, limits.maxHttpBufferSize);
-  const unauthMs = Date.now() - t1;
-  console.error(new Date().toISOString(), 'T unauth done', JSON.stringify(unauth));
+  const authCount = Math.round(profile.fuzzMessages * 0.8);
+  const common = { port: running.port, schemaFingerprint: fingerprint, dim, maxFrameBytes: limits.maxHttpBufferSize };
+  const [authRun, unauthRun] = await Promise.all([
+    runPeer({ ...common, mode: 'auth', count: authCount, seed: SEED, site: FUZZ, token: fed.tokens.get(FUZZ) as string }),
+    runPeer({ ...common, mode: 'unauth', count: profile.fuzzMessages - authCount, seed: SEED + 1, site: HONEST[0] as string }),
+  ]);
+  const auth = authRun.tally as Tally;
+  const unauth = unauthRun.tally as UnauthTally;
+  const authMs = authRun.ms;
+  const unauthMs = unauthRun.ms;
+  const fuzzMs = Date.now() - t0;
 
   // The honest sites must still get rounds through after the storm, not only during it.
   await until(() => (honestRounds(roundsBefore).length >= 3 ? true : undefined), 10 * DEADLINE_S * 1000, 'honest rounds after the fuzzing');
@@ -220,7 +214,7 @@ test(`fuzzing: ${profile.fuzzMessages} mutated messages from an authenticated ag
     scenario: 'fuzz: authenticated agent',
     injected: `${auth.sent} mutated update/chunk/event messages (${Object.keys(auth.byKind).length} kinds: ${Object.keys(auth.byKind).join(', ')})`,
     held: `0 malformed updates reached the aggregator (${audit.inspected} accepted, all inspected); every refusal counted by code; no crash, no stall`,
-    figures: `${Math.round(auth.sent / (authMs / 1000))} msg/s; refused: ${fmt(auth.refused)}; accepted ${auth.accepted}; no ack ${auth.noAck}; cut ${auth.cut}`,
+    figures: `${Math.round(auth.sent / (authMs / 1000))} msg/s (both peers together: ${Math.round(sent / (fuzzMs / 1000))} msg/s); refused: ${fmt(auth.refused)}; accepted ${auth.accepted}; no ack ${auth.noAck}; cut ${auth.cut}`,
   });
   recordRow({
     scenario: 'fuzz: unauthenticated peer',
@@ -236,10 +230,175 @@ test(`fuzzing: ${profile.fuzzMessages} mutated messages from an authenticated ag
   });
 });
 
+/** The coordinator with the default per-connection rate; a small connection cap so that the flood reaches it. */
+const MAX_CONNECTIONS = 50;
+let limited = false;
+
+async function withDefaultLimits(): Promise<void> {
+  if (limited) return;
+  limited = true;
+  await running.close();
+  await startInProcess({ 'server.maxConnections': MAX_CONNECTIONS });
+  await fed.online(HONEST, 60_000);
+}
+
+test('load: a flood of tiny messages from one site meets the default rate limit; honest rounds go on', { timeout: 120_000 }, async () => {
+  await withDefaultLimits();
+  const rate = COORDINATOR_DEFAULTS.server.perConnectionMessagesPerSecond;
+  const burst = Math.max(2 * rate, Math.ceil(dim / wireLimits(dim, { maxMessageBytes: MAX_MESSAGE_BYTES }).chunkValues) + 2);
+  const client = await SiteClient.connect(running.url, FLOOD, fed.tokens.get(FLOOD) as string, fingerprint, dim);
+  const roundsBefore = committed.length;
+  const rejectedBefore = running.hub.rejectionCounts();
+  const health = healthProbe();
+  const tally = newTally();
+  const t0 = Date.now();
+  const end = t0 + profile.floodSeconds * 1000;
+  const tiny: FuzzMessage = { kind: 'tiny message', event: 'update', args: [Uint8Array.of(0xc0)], ack: true };
+  await client.send(() => (Date.now() < end ? tiny : null), tally, { window: 256 });
+  const elapsed = (Date.now() - t0) / 1000;
+  await until(() => (honestRounds(roundsBefore).length >= 1 ? true : undefined), 4 * DEADLINE_S * 1000, 'an honest round during the flood');
+  const h = await health.stop();
+  const limitedCount = tally.refused['FEDMETA_ERR_RATE_LIMITED'] ?? 0;
+  const passed = tally.sent - limitedCount - tally.noAck;
+  const allowed = burst + rate * elapsed;
+  assert.ok(tally.sent > 10 * allowed, `a flood (${tally.sent} messages in ${elapsed.toFixed(1)} s)`);
+  assert.ok(passed <= allowed * 1.1 + 5, `the limiter let ${passed} through; at most ${allowed.toFixed(0)} (burst ${burst} + ${rate}/s) may pass`);
+  assert.ok(passed >= rate * elapsed * 0.5, `and it does let the allowed rate through (${passed})`);
+  assert.equal(tally.accepted, 0);
+  const counted = diff(running.hub.rejectionCounts(), rejectedBefore);
+  assert.ok((counted['FEDMETA_ERR_RATE_LIMITED'] ?? 0) >= limitedCount, 'every throttled message counted');
+  assert.equal(h.failures, 0);
+  assert.ok(running.engine.ready);
+  client.close();
+  recordRow({
+    scenario: 'load: tiny-message flood',
+    injected: `${tally.sent} one-byte messages from one site in ${elapsed.toFixed(1)} s (default limit ${rate}/s, burst ${burst})`,
+    held: `${passed} passed the limiter (allowed ${allowed.toFixed(0)}), ${limitedCount} refused RATE_LIMITED and counted; ${honestRounds(roundsBefore).length} honest rounds committed`,
+    figures: `${Math.round(tally.sent / elapsed)} msg/s offered; health max ${h.maxMs.toFixed(0)} ms`,
+  });
+});
+
+test('load: size limits: a little over is refused with a code and the connection stays; far over cuts only that connection', { timeout: 60_000 }, async () => {
+  await withDefaultLimits();
+  const limits = wireLimits(dim, { maxMessageBytes: MAX_MESSAGE_BYTES });
+  const client = await SiteClient.connect(running.url, FLOOD, fed.tokens.get(FLOOD) as string, fingerprint, dim);
+  const tally = newTally();
+  const over: FuzzMessage = { kind: 'over maxMessageBytes', event: 'update', args: [new Uint8Array(limits.maxMessageBytes + 1)], ack: true };
+  let once = 1;
+  await client.send(() => (once-- > 0 ? over : null), tally);
+  assert.deepEqual(tally.refused, { FEDMETA_ERR_OVERSIZE: 1 });
+  assert.ok(client.socket.connected, 'the connection stays');
+  const cutsBefore = client.disconnects;
+  const welcomed = client.untilWelcomed(30_000);
+  client.socket.emit('update', new Uint8Array(limits.maxHttpBufferSize + 1024));
+  await until(() => (client.disconnects > cutsBefore ? true : undefined), 10_000, 'the oversized frame to cut the connection');
+  await welcomed;
+  assert.ok(client.socket.connected, 'the site reconnects and is served again');
+  assert.deepEqual(running.hub.online().filter((s) => HONEST.includes(s)), HONEST, 'no other site was affected');
+  client.close();
+  recordRow({
+    scenario: 'load: size limits',
+    injected: `one message of maxMessageBytes+1 (${limits.maxMessageBytes + 1} B); one frame over maxHttpBufferSize (${limits.maxHttpBufferSize} B)`,
+    held: 'first refused OVERSIZE with the connection kept; second cut that connection only; the site reconnected and was welcomed',
+    figures: `limits derived from the model (${dim} parameters) unless configured`,
+  });
+});
+
+test(`load: a flood of ${profile.floodConnections} connections, idle, half-open and withholding attachments; the coordinator stays up and serves honest sites`, { timeout: 180_000 }, async () => {
+  await withDefaultLimits();
+  const roundsBefore = committed.length;
+  const rssBefore = rssMb();
+  const health = healthProbe();
+  const big = Buffer.alloc(running.hub.limits.maxHttpBufferSize - 1024, 7);
+  const hoard = frame(Buffer.from(`4510-["update",${Array.from({ length: 10 }, (_, k) => `{"_placeholder":true,"num":${k}}`).join(',')}]`), { opcode: 1 });
+  const sockets: RawWs[] = [];
+  const hoarders: RawWs[] = [];
+  const counts = { tcp: 0, upgraded: 0, refused: 0, hoarders: 0, hoardersClosed: 0 };
+  for (let i = 0; i < profile.floodConnections; i += 50) {
+    const batch = Array.from({ length: Math.min(50, profile.floodConnections - i) }, async (_, k) => {
+      const kind = (i + k) % 3;
+      if (kind === 0) {
+        // A TCP connection that never says anything.
+        const s = await RawWs.tcp(running.port).catch(() => null);
+        if (s) {
+          counts.tcp++;
+          sockets.push(s);
+        }
+        return;
+      }
+      const ws = await RawWs.open(running.port);
+      if (!ws) {
+        counts.refused++;
+        return;
+      }
+      counts.upgraded++;
+      sockets.push(ws);
+      if (kind === 2) {
+        counts.hoarders++;
+        hoarders.push(ws);
+        ws.send(hoard);
+        for (let n = 0; n < 9 && ws.isOpen; n++) ws.send(frame(big, { opcode: 2 }));
+      }
+    });
+    await Promise.all(batch);
+  }
+  await sleep(500);
+  counts.hoardersClosed = hoarders.filter((s) => !s.isOpen).length;
+  const rssDuring = rssMb();
+  await until(() => (honestRounds(roundsBefore).length >= 1 ? true : undefined), 4 * DEADLINE_S * 1000, 'an honest round during the flood');
+  const h = await health.stop();
+  // The cap held: engine.io refused upgrades beyond maxConnections + 256 half-open handshakes.
+  assert.ok(counts.upgraded <= MAX_CONNECTIONS + 256, `${counts.upgraded} upgrades accepted`);
+  assert.ok(counts.refused > 0 || profile.floodConnections * (2 / 3) <= MAX_CONNECTIONS + 256, 'upgrades beyond the cap were refused');
+  assert.ok(counts.hoardersClosed >= counts.hoarders, 'every connection that announced more attachments than the protocol uses was closed');
+  assert.ok(rssDuring - rssBefore < 150, `memory stayed bounded under the flood (RSS ${rssBefore.toFixed(0)} -> ${rssDuring.toFixed(0)} MiB)`);
+  assert.equal(h.failures, 0, 'the admin API answered throughout');
+  for (const s of sockets) s.destroy();
+  // Once the flood is gone a new site connection is served.
+  const client = await SiteClient.connect(running.url, FLOOD, fed.tokens.get(FLOOD) as string, fingerprint, dim, 30_000);
+  client.close();
+  recordRow({
+    scenario: 'load: connection flood',
+    injected: `${profile.floodConnections} connections: ${counts.tcp} silent TCP, ${counts.upgraded} engine.io upgrades (${counts.hoarders} withholding attachments), cap maxConnections ${MAX_CONNECTIONS}`,
+    held: `${counts.refused} upgrades refused at the cap; ${counts.hoardersClosed} withholding connections closed; ${honestRounds(roundsBefore).length} honest rounds committed; a new site served after`,
+    figures: `RSS ${rssBefore.toFixed(0)} -> ${rssDuring.toFixed(0)} MiB; health max ${h.maxMs.toFixed(0)} ms`,
+  });
+});
+
+test('load: per-connection limits are configuration, with safe defaults', () => {
+  const d = COORDINATOR_DEFAULTS.server;
+  assert.ok(d.perConnectionMessagesPerSecond > 0 && d.perConnectionMessagesPerSecond <= 100, 'a per-connection message rate by default');
+  assert.ok(d.maxConnections > 0 && d.maxConnections <= 10_000, 'a connection cap by default');
+  const derived = wireLimits(dim);
+  assert.ok(derived.maxMessageBytes <= 64 * 1024 + 4 * (1 << 18) && derived.maxMessageBytes >= 4 * Math.min(dim, 1 << 18), 'message size derived from the model');
+  assert.ok(derived.maxHttpBufferSize < 2 * derived.maxMessageBytes + 64 * 1024, 'the frame limit stays near the message limit');
+  const set = loadCoordinatorConfig({
+    file: fed.configFile,
+    env: {},
+    flags: { 'server.perConnectionMessagesPerSecond': 5, 'server.maxConnections': 10, 'server.maxMessageBytes': 70_000 },
+  });
+  assert.deepEqual([set.server.perConnectionMessagesPerSecond, set.server.maxConnections, set.server.maxMessageBytes], [5, 10, 70_000]);
+  recordRow({
+    scenario: 'load: limit defaults',
+    injected: 'configuration read with and without server.* limits',
+    held: `defaults: ${d.perConnectionMessagesPerSecond} msg/s per connection, ${d.maxConnections} connections, message size from the model; all three configurable`,
+    figures: `for ${dim} parameters: maxMessageBytes ${derived.maxMessageBytes} B, frame limit ${derived.maxHttpBufferSize} B`,
+  });
+});
+
+const FUZZ_PEER = fileURLToPath(new URL('./helpers/fuzz-peer.ts', import.meta.url));
+
+/** Runs one hostile peer process to its end and returns the tally it printed. */
+async function runPeer(o: FuzzPeerOptions): Promise<{ tally: unknown; ms: number }> {
+  const p = fed.group.start(`fuzz-peer (${o.mode})`, ['--conditions=fedmeta-source', '--import', 'tsx', FUZZ_PEER, JSON.stringify(o)], { env: cleanEnv(), cwd: ROOT });
+  const exit = await p.exited;
+  const out = p.logs.find((l) => 'tally' in l);
+  assert.ok(exit.code === 0 && out, `the ${o.mode} fuzz peer failed (${JSON.stringify(exit)}):\n${p.tail()}`);
+  return out as { tally: unknown; ms: number };
+}
+
 function diff(now: Record<string, number>, before: Record<string, number>): Record<string, number> {
   const out: Record<string, number> = {};
   for (const [k, v] of Object.entries(now)) if (v - (before[k] ?? 0) > 0) out[k] = v - (before[k] ?? 0);
   return out;
 }
-
-void seconds;

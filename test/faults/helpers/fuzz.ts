@@ -127,6 +127,9 @@ export class UpdateFuzzer {
   private readonly rnd: () => number;
   private readonly replays: FuzzMessage[] = [];
   private n = 0;
+  /** Packed vectors of the model's length, reused: generating one per message would be most of the fuzzer's work. */
+  private packedVectors: Uint8Array[] = [];
+  private packedFor = -1;
 
   constructor(seed: number) {
     this.rnd = prng(seed);
@@ -147,15 +150,23 @@ export class UpdateFuzzer {
     return v;
   }
 
+  private packedVector(dim: number): Uint8Array {
+    if (this.packedFor !== dim) {
+      this.packedVectors = Array.from({ length: 16 }, () => pack(this.vector(dim)));
+      this.packedFor = dim;
+    }
+    return this.pick(this.packedVectors);
+  }
+
   /** The fields of a well-formed update for `round` and `version`, each as msgpack. */
-  private fields(c: FuzzContext, round = c.round, version = c.version, vec: Float32Array | null = this.vector(c.dim)): [string, Uint8Array][] {
+  private fields(c: FuzzContext, round = c.round, version = c.version, vec: Float32Array | null | undefined = undefined): [string, Uint8Array][] {
     return [
       ['type', pack('update')],
       ['round', pack(round)],
       ['version', pack(version)],
       ['counts', pack({ episodes: 2, examples: 40 })],
       ['metrics', pack({ supportLoss: 0.6, queryLoss: 0.5 })],
-      ['update', pack(vec)],
+      ['update', vec === undefined ? this.packedVector(c.dim) : pack(vec)],
       ['chunks', pack(vec === null ? Math.ceil(c.dim / c.chunkValues) : 0)],
       ['secagg', pack(null)],
       ['privacy', pack(null)],
@@ -325,7 +336,7 @@ export class HelloFuzzer {
       case 8:
         return { kind: 'hello: missing fields', json: JSON.stringify(Object.fromEntries(Object.entries(base).filter(([key]) => key !== k))) };
       default:
-        return { kind: 'hello: not an object', json: this.pick(['null', '[]', '"hello"', '7', '{"type":"hello"}']) };
+        return { kind: 'hello: not a hello', json: this.pick(['{"type":"hello"}', '{}', '{"auth":{"kind":"credential"}}', '{"type":"welcome"}']) };
     }
   }
 }

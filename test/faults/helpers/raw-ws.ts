@@ -72,6 +72,7 @@ export class RawWs {
   static tcp(port: number): Promise<RawWs> {
     return new Promise((resolve, reject) => {
       const s = connect(port, '127.0.0.1');
+      s.setNoDelay(true);
       s.once('connect', () => resolve(new RawWs(s)));
       s.once('error', reject);
     });
@@ -175,7 +176,13 @@ export class RawWs {
       if (opcode === 1) this.onText?.(payload.toString('utf8'));
       this.buf = b.subarray(at + len);
       // Keep the engine alive the way a client must: answer its pings ("2") with pongs ("3").
-      if (opcode === 1 && len === 1 && b[at] === 0x32) this.text('3');
+      if (opcode === 1 && len === 1 && payload[0] === 0x32) this.text('3');
+      // The server closes: echo the close frame, as a client must, and hang up.
+      if (opcode === 8) {
+        this.send(frame(payload.subarray(0, 2), { opcode: 8 }));
+        this.socket.end();
+        this.isClosed = true;
+      }
     }
     // Only the latest frames matter to the tests; keep memory flat on long connections.
     if (this.frames.length > 512) this.frames.splice(0, this.frames.length - 256);

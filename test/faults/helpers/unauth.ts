@@ -18,13 +18,15 @@ export interface UnauthTally {
   closedByServer: number;
   /** Of those fatal messages, the ones after which the server kept the connection (a truncated frame awaits its end). */
   leftOpen: number;
+  /** The kinds of those. */
+  leftOpenByKind: Record<string, number>;
 }
 
-export const newUnauthTally = (): UnauthTally => ({ sent: 0, byKind: {}, refused: {}, connections: 0, upgradesRefused: 0, closedByServer: 0, leftOpen: 0 });
+export const newUnauthTally = (): UnauthTally => ({ sent: 0, byKind: {}, refused: {}, connections: 0, upgradesRefused: 0, closedByServer: 0, leftOpen: 0, leftOpenByKind: {} });
 
 /** Messages after which the peer has no business staying connected. */
 function fatal(rnd: () => number, maxFrameBytes: number): { kind: string; bytes: Uint8Array } {
-  const pick = Math.floor(rnd() * 13);
+  const pick = Math.floor(rnd() * 15);
   const sio = (s: string): Uint8Array => frame(Buffer.from(s, 'utf8'), { opcode: 1 });
   switch (pick) {
     case 0:
@@ -51,6 +53,14 @@ function fatal(rnd: () => number, maxFrameBytes: number): { kind: string; bytes:
       return { kind: 'socket.io: malformed packet', bytes: sio(['4Z{', '42[', '4/,{', '41-', '45x-[]', '40["x"]'][Math.floor(rnd() * 6)] as string) };
     case 11:
       return { kind: 'socket.io: too many attachments', bytes: sio(`45${11 + Math.floor(rnd() * 1e6)}-["update",{"_placeholder":true,"num":0}]`) };
+    case 12:
+      return { kind: 'socket.io: CONNECT payload not an object', bytes: sio(`40${['null', '[]', '"hello"', '{"x":'][Math.floor(rnd() * 4)] as string}`) };
+    case 13:
+      // Announces two attachments and sends the first: a decoder that waited would keep it in memory.
+      return {
+        kind: 'socket.io: attachments announced and withheld',
+        bytes: Buffer.concat([sio(`452-["update",{"_placeholder":true,"num":0},{"_placeholder":true,"num":1}]`), frame(randomBytes(4096, rnd), { opcode: 2 })]),
+      };
     default:
       return { kind: 'socket.io: binary frame out of turn', bytes: frame(randomBytes(1 + Math.floor(rnd() * 512), rnd), { opcode: 2 }) };
   }
@@ -72,21 +82,22 @@ export async function fuzzUnauthenticated(
   const rnd = prng(seed ^ 0x5bd1e995);
   const WINDOW = 16;
   let ws: RawWs | null = null;
-  let outstanding = 0;
-  let onConn = 0;
+  // Per connection: handshakes awaiting their refusal, and handshakes sent.
+  let state = { outstanding: 0, sent: 0 };
   while (t.sent < count) {
     if (ws === null || !ws.isOpen) {
+      ws?.destroy();
       ws = await RawWs.open(port);
       t.connections++;
       if (ws === null) {
         t.upgradesRefused++;
         continue;
       }
-      outstanding = 0;
-      onConn = 0;
+      const mine = { outstanding: 0, sent: 0 };
+      state = mine;
       ws.onText = (text) => {
         if (!text.startsWith('44')) return;
-        outstanding--;
+        mine.outstanding--;
         try {
           const body = JSON.parse(text.slice(2)) as { data?: { code?: string }; message?: string };
           add(t.refused, body.data?.code ?? `socket.io: ${body.message ?? 'refused'}`);
@@ -97,16 +108,17 @@ export async function fuzzUnauthenticated(
     }
     const conn: RawWs = ws;
     // About 40 handshakes per connection, then something that should end it.
-    if (onConn < 40 || rnd() < 0.9) {
-      if (outstanding >= WINDOW) {
-        await conn.until(() => outstanding < WINDOW || !conn.isOpen, 5000);
-        if (outstanding >= WINDOW && conn.isOpen) conn.destroy();
+    const st = state;
+    if (st.sent < 40 || rnd() < 0.9) {
+      if (st.outstanding >= WINDOW) {
+        await conn.until(() => st.outstanding < WINDOW || !conn.isOpen, 5000);
+        if (st.outstanding >= WINDOW && conn.isOpen) conn.destroy();
         continue;
       }
       const h = hellos.next();
       conn.text(`40${h.json}`);
-      outstanding++;
-      onConn++;
+      st.outstanding++;
+      st.sent++;
       t.sent++;
       add(t.byKind, h.kind);
       continue;
@@ -120,6 +132,7 @@ export async function fuzzUnauthenticated(
     if (closed) t.closedByServer++;
     else {
       t.leftOpen++;
+      add(t.leftOpenByKind, f.kind);
       conn.destroy();
     }
   }

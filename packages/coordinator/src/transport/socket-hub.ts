@@ -2,6 +2,7 @@ import type { Server as HttpServer } from 'node:http';
 import type { Server as HttpsServer } from 'node:https';
 import { Server } from 'socket.io';
 import type { Socket } from 'socket.io';
+import { Decoder, Encoder } from 'socket.io-parser';
 import { chunkCount, encodeMessage, ErrorCode, FedmetaError, isFedmetaError, PROTOCOL_LIMITS, PROTOCOL_VERSION } from '@fedmeta/shared';
 import type {
   AckMessage,
@@ -57,6 +58,19 @@ interface SocketData {
 type HubSocket = Socket<ClientToServerEvents, ServerToClientEvents, Record<string, never>, SocketData>;
 type HubServer = Server<ClientToServerEvents, ServerToClientEvents, Record<string, never>, SocketData>;
 
+/**
+ * socket.io's packet decoder keeps up to 10 binary attachments of a packet in memory until the packet is
+ * complete, before anything has checked who sent them: an unauthenticated peer could pin nine frames of
+ * maxHttpBufferSize on every connection it opens. Every event of this protocol carries one attachment at most,
+ * so a packet that announces more is refused and its connection closed at once.
+ */
+class OneAttachmentDecoder extends Decoder {
+  constructor() {
+    super({ maxAttachments: 1 });
+  }
+}
+const PARSER = { Encoder, Decoder: OneAttachmentDecoder };
+
 const ALL_SITES = 'sites';
 const roomOf = (site: string): string => `site:${site}`;
 const UPDATE_EVENTS: ReadonlySet<unknown> = new Set(['update', 'update-chunk']);
@@ -105,6 +119,7 @@ export class SocketHub implements SiteHub {
     this.io = new Server(opts.server, {
       maxHttpBufferSize: this.limits.maxHttpBufferSize,
       serveClient: false,
+      parser: PARSER,
       connectTimeout: 15_000,
       // Connection state recovery stays off: it would readmit a socket without running the admission middleware.
       // Half-open handshakes are capped here; admitted sites are capped (with a coded refusal) in the middleware.
