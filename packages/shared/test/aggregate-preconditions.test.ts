@@ -48,6 +48,16 @@ test('every aggregator refuses empty input, mixed lengths, non-finite values and
   }
 });
 
+test('the sums find NaN and infinity from their result and still name the update, whatever its weight or place', () => {
+  for (const c of ALL) {
+    const ok = many(5);
+    // In the middle, with weight 0 (a sum would drop it), and +inf and -inf that a sum turns into NaN.
+    refuses(() => aggregate(c, [ok[0]!, ok[1]!, up(1, NaN, 0), ...ok.slice(2)]), ErrorCode.NON_FINITE, 'update 2 of n = 6');
+    refuses(() => aggregate(c, [...ok, up(0, 0, NaN)]), ErrorCode.NON_FINITE, 'update 5');
+    refuses(() => aggregate(c, [...ok, up(1, Infinity, 0), up(1, -Infinity, 0)]), ErrorCode.NON_FINITE, 'update 5');
+  }
+});
+
 test('trimmed mean needs n > 2 * trim and a whole trim', () => {
   refuses(() => trimmedMean(many(4), 2), ErrorCode.PRECONDITION, 'n = 4', 'trim = 2');
   refuses(() => trimmedMean(many(4), -1), ErrorCode.PRECONDITION, 'trim = -1');

@@ -1,5 +1,5 @@
 import type { WeightedUpdate } from './types.js';
-import { assertPreconditions, checkUpdates } from './validate.js';
+import { assertFiniteSum, assertPreconditions, checkUpdates, nonFiniteUpdate } from './validate.js';
 import { clipScale, l2Norm } from './vector.js';
 
 /** acc += s * x, in float64. */
@@ -19,9 +19,10 @@ function divideInto(acc: Float64Array, total: number): Float32Array {
  * and >= 0 with a positive total (else PRECONDITION). Not robust: one site can move it arbitrarily far.
  */
 export function weightedMean(updates: readonly WeightedUpdate[]): Float32Array {
-  const { dim, totalWeight } = checkUpdates(updates, 'mean');
+  const { dim, totalWeight } = checkUpdates(updates, 'mean', { scanValues: false });
   const acc = new Float64Array(dim);
   for (const u of updates) if (u.weight !== 0) addScaled(acc, u.vector, u.weight);
+  assertFiniteSum(acc, updates);
   return divideInto(acc, totalWeight);
 }
 
@@ -32,11 +33,14 @@ export function weightedMean(updates: readonly WeightedUpdate[]): Float32Array {
  */
 export function normClip(updates: readonly WeightedUpdate[], maxNorm: number): Float32Array {
   assertPreconditions({ kind: 'norm-clip', maxNorm }, updates.length);
-  const { dim, totalWeight } = checkUpdates(updates, 'norm clipping');
+  const { dim, totalWeight } = checkUpdates(updates, 'norm clipping', { scanValues: false });
   const acc = new Float64Array(dim);
-  for (const u of updates) {
-    if (u.weight === 0) continue;
-    addScaled(acc, u.vector, u.weight * clipScale(l2Norm(u.vector), maxNorm));
+  const norms = updates.map((u) => (u.weight === 0 ? 0 : l2Norm(u.vector)));
+  // The norm is finite exactly when every value is, so this pass doubles as the check for NaN and infinity.
+  const bad = norms.findIndex((x) => !Number.isFinite(x));
+  if (bad >= 0) throw nonFiniteUpdate(bad, updates.length);
+  for (const [i, u] of updates.entries()) {
+    if (u.weight !== 0) addScaled(acc, u.vector, u.weight * clipScale(norms[i]!, maxNorm));
   }
   return divideInto(acc, totalWeight);
 }
