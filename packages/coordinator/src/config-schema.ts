@@ -1,5 +1,5 @@
 import { z } from 'zod';
-import { PROTOCOL_LIMITS } from '@fedmeta/shared';
+import { PROTOCOL_LIMITS, needsIndividualUpdates } from '@fedmeta/shared';
 import type { AggregatorConfig, ModelSpec, OptimizerConfig } from '@fedmeta/shared';
 
 /**
@@ -131,6 +131,35 @@ const optimizerSchema = z.preprocess(
   ]),
 );
 
+const secureAggregationSchema = z
+  .object({
+    enabled: z.boolean().describe('Secure aggregation: the coordinator learns only the sum of the sampled sites\' clipped updates. Refused with aggregators that need individual updates (median, trimmed-mean, multi-krum).'),
+    threshold: z
+      .number()
+      .gt(0.5)
+      .max(1)
+      .describe('Fraction of the sampled sites (of a site\'s neighbours under SecAgg+) needed to rebuild a dropped site\'s masks, and the fewest the sum may cover; more than one half.'),
+    degree: z.number().int().min(0).describe('Neighbours per site (SecAgg+, an even number); 0 masks between all pairs.'),
+    clipNorm: z.number().positive().describe('L2 norm each site clips its update to before masking.'),
+    maxWeight: z.number().int().min(1).describe('Largest example count a site may weight its update by under secure aggregation.'),
+    phaseSeconds: z.number().positive().describe('Deadline of each secure-aggregation phase after the updates are in.'),
+  })
+  .strict();
+
+const dpSchema = z
+  .object({
+    mode: z
+      .enum(['off', 'central', 'local'])
+      .describe('Differential privacy: central clips each site\'s update and adds Gaussian noise to the aggregate (site-level); local runs DP-SGD in every site\'s inner loop (record-level).'),
+    clipNorm: z.number().positive().describe('L2 clip bound: per site update (central) or per example gradient (local).'),
+    noiseMultiplier: z.number().positive().describe('Gaussian noise standard deviation over the clip bound.'),
+    delta: z.number().gt(0).lt(1).describe('δ of the (ε, δ) guarantee that is reported and budgeted.'),
+    epsilonBudget: z.number().positive().describe('ε at which training stops: no round starts that would spend more.'),
+  })
+  .strict();
+
+const privacySchema = z.object({ secureAggregation: secureAggregationSchema, dp: dpSchema }).strict();
+
 export const coordinatorConfigSchema = z
   .object({
     server: serverSchema,
@@ -143,6 +172,7 @@ export const coordinatorConfigSchema = z
     rounds: roundsSchema,
     aggregator: aggregatorSchema.describe('How updates are combined: mean, median, trimmed-mean, multi-krum, centered-clipping, norm-clip (JSON for parameters).'),
     optimizer: optimizerSchema.describe('Outer optimizer: adam (default, lr 0.01), momentum, or sgd (lr 1 = plain averaging).'),
+    privacy: privacySchema,
     keepCheckpoints: z.number().int().min(1).describe('Checkpoints kept besides every released version.'),
     logLevel: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).describe('pino log level.'),
   })
@@ -159,6 +189,16 @@ export const coordinatorConfigSchema = z
     }
     if (a.kind === 'multi-krum' && c.rounds.minSites < 2 * a.f + 3) {
       issue(['rounds', 'minSites'], `multi-krum with f ${a.f} needs minSites of at least ${2 * a.f + 3}`);
+    }
+    if (c.privacy.secureAggregation.enabled && needsIndividualUpdates(a)) {
+      issue(
+        ['aggregator'],
+        `${a.kind} ranks or compares individual updates, which secure aggregation hides from the coordinator (it learns only their sum); use mean, norm-clip or centered-clipping with secure aggregation, or turn it off`,
+      );
+    }
+    const k = c.privacy.secureAggregation.degree;
+    if (c.privacy.secureAggregation.enabled && k % 2 !== 0) {
+      issue(['privacy', 'secureAggregation', 'degree'], `the SecAgg+ neighbourhood degree must be even (got ${k}); 0 masks between all pairs`);
     }
   });
 
@@ -196,6 +236,10 @@ export const COORDINATOR_DEFAULTS = {
   },
   aggregator: { kind: 'mean' },
   optimizer: { kind: 'adam', lr: 0.01, beta1: 0.9, beta2: 0.999, epsilon: 1e-8 },
+  privacy: {
+    secureAggregation: { enabled: false, threshold: 0.6, degree: 0, clipNorm: 1, maxWeight: 10_000, phaseSeconds: 30 },
+    dp: { mode: 'off', clipNorm: 1, noiseMultiplier: 1, delta: 1e-5, epsilonBudget: 10 },
+  },
   keepCheckpoints: 20,
   logLevel: 'info',
 } as const satisfies CoordinatorConfigInput;

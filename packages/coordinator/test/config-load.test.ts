@@ -140,6 +140,24 @@ test('cross-field rules: TLS pairs, mutual TLS needs a CA, robust aggregators ne
   assert.deepEqual(ok.aggregator, { kind: 'multi-krum', f: 1 });
 });
 
+test('secure aggregation is refused with every aggregator that needs individual updates, and says why', () => {
+  for (const aggregator of ['median', '{"kind":"trimmed-mean","trim":1}', '{"kind":"multi-krum","f":1}']) {
+    assert.throws(
+      () => loadCoordinatorConfig({ env: { FEDMETA_COORDINATOR_PRIVACY_SECURE_AGGREGATION_ENABLED: 'true' }, flags: { aggregator, 'rounds.minSites': 5 } }),
+      configError(/aggregator: [a-z-]+ ranks or compares individual updates, which secure aggregation hides from the coordinator/),
+    );
+  }
+  for (const aggregator of ['mean', '{"kind":"norm-clip","maxNorm":2}', '{"kind":"centered-clipping","tau":1}']) {
+    const c = loadCoordinatorConfig({ env: {}, flags: { aggregator, 'privacy.secureAggregation.enabled': true } });
+    assert.equal(c.privacy.secureAggregation.enabled, true);
+  }
+  assert.throws(
+    () => loadCoordinatorConfig({ env: {}, flags: { 'privacy.secureAggregation.enabled': true, 'privacy.secureAggregation.degree': 3 } }),
+    configError(/degree must be even/),
+  );
+  assert.throws(() => loadCoordinatorConfig({ env: {}, flags: { 'privacy.secureAggregation.threshold': 0.5 } }), configError(/threshold/));
+});
+
 test('shorthands: kind names, quorum as fraction, percentage or count, optimizer patches keep their kind', async (t) => {
   const a = loadCoordinatorConfig({
     env: { FEDMETA_COORDINATOR_OPTIMIZER: 'sgd', FEDMETA_COORDINATOR_ROUNDS_QUORUM: '75%' },
