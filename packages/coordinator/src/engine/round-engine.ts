@@ -40,6 +40,12 @@ export class RoundEngine extends EventEmitter<EngineEvents> {
   private seed = 0;
   private nextAttempt = 0;
   private pendingAborted: RoundRecord[] = [];
+  /**
+   * What the last aborted attempt was given, for the re-issue of the same round on the same version: a site
+   * answers a round once (the agent ignores a second offer of a round it answered), and its update is as good
+   * for the next attempt, which has the same task.
+   */
+  private carried: { round: number; version: number; accepted: Map<string, SiteUpdate>; answered: Set<string> } | null = null;
   /** Rejections that arrived while no round was open; counted in the next round's record. */
   private readonly between = new RejectionCounts();
 
@@ -301,9 +307,18 @@ export class RoundEngine extends EventEmitter<EngineEvents> {
     this.throwIfClosed(round);
 
     const rec = new RoundAttempt(round, attempt, offer, sampled, startedAt, log, this.between.take());
+    const carried = this.carried;
+    this.carried = null;
+    if (carried && carried.round === round && carried.version === cp.version) {
+      for (const site of sampled) {
+        const u = carried.accepted.get(site);
+        if (u) rec.accepted.set(site, u);
+        if (u || carried.answered.has(site)) rec.answered.add(site);
+      }
+    }
     this.attempt = rec;
     this.inFlight = { ...base, phase: 'collecting', sampled: sampled.length, deadline };
-    log.info({ sampled: sampled.length, online: online.length, deadline: new Date(deadline).toISOString() }, 'round started');
+    log.info({ sampled: sampled.length, online: online.length, carried: rec.accepted.size, deadline: new Date(deadline).toISOString() }, 'round started');
     this.notify('round-started', { round, attempt, version: cp.version, sampled: [...sampled], deadline });
     for (const [i, site] of sampled.entries()) {
       this.hub.sendOffer(site, offer);
@@ -320,6 +335,7 @@ export class RoundEngine extends EventEmitter<EngineEvents> {
     const input = { round, attempt, fromVersion: cp.version, startedAt, sampled, accepted: rec.accepted, rejected: rec.rejections.current };
     const quorum = quorumFor(rounds.quorum, sampled.length);
     if (rec.accepted.size < quorum) {
+      this.carried = { round, version: cp.version, accepted: new Map(rec.accepted), answered: new Set(rec.answered) };
       return this.abort(log, input, `${rec.accepted.size} of ${sampled.length} sampled sites sent an acceptable update in time; the quorum is ${quorum}`);
     }
     return this.commitRound(log, input);
