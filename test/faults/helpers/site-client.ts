@@ -33,7 +33,8 @@ export class SiteClient {
   private welcomed: (() => void) | null = null;
   disconnects = 0;
 
-  private constructor(url: string, site: string, token: string, fingerprint: string, dim: number) {
+  private constructor(url: string, site: string, token: string, fingerprint: string, dim: number, credential: string | null) {
+    this.credential = credential;
     this.ctx = { round: 0, version: 0, dim, chunkValues: dim, maxMessageBytes: 65_536 };
     const hello = () => ({
       type: 'hello',
@@ -72,10 +73,15 @@ export class SiteClient {
   }
 
   /** Connects (enrolling with `token` the first time) and resolves once welcomed. */
-  static async connect(url: string, site: string, token: string, fingerprint: string, dim: number, timeoutMs = 15_000): Promise<SiteClient> {
-    const c = new SiteClient(url, site, token, fingerprint, dim);
+  static async connect(url: string, site: string, token: string, fingerprint: string, dim: number, timeoutMs = 15_000, credential: string | null = null): Promise<SiteClient> {
+    const c = new SiteClient(url, site, token, fingerprint, dim, credential);
     await c.untilWelcomed(timeoutMs);
     return c;
+  }
+
+  /** The credential received at enrollment, for a later connection of the same site. */
+  get siteCredential(): string | null {
+    return this.credential;
   }
 
   untilWelcomed(timeoutMs: number): Promise<void> {
