@@ -246,96 +246,31 @@ export const COORDINATOR_DEFAULTS = {
 
 // ---- option table: what --help, the environment names and the flags are built from ----
 
-export type OptionType = 'string' | 'number' | 'boolean' | 'enum' | 'list' | 'json';
+import { defineConfig } from '@fedmeta/shared';
 
-export interface OptionDescription {
-  key: string;
-  env: string;
-  flag: string;
-  type: OptionType;
-  choices?: string[];
-  default: unknown;
-  help: string;
-}
+export type { ConfigLeaf as Leaf, OptionDescription, OptionType } from '@fedmeta/shared';
 
 /** Keys whose values are file system paths: relative ones are resolved against the config file's folder. */
 export const PATH_KEYS = ['server.tlsCert', 'server.tlsKey', 'server.tlsCa', 'dataDir', 'adminTokenFile', 'schema'];
 
-function unwrap(s: z.ZodTypeAny): { inner: z.ZodTypeAny; help: string | undefined } {
-  let help = s.description;
-  let inner = s;
-  for (;;) {
-    if (inner instanceof z.ZodOptional || inner instanceof z.ZodDefault || inner instanceof z.ZodNullable) {
-      inner = inner._def.innerType as z.ZodTypeAny;
-    } else if (inner instanceof z.ZodEffects) {
-      inner = inner._def.schema as z.ZodTypeAny;
-    } else break;
-    help ??= inner.description;
-  }
-  return { inner, help };
-}
+/** The option table and the layered loader built from the schema (see defineConfig). */
+export const coordinatorOptions = defineConfig({
+  name: 'coordinator',
+  schema: coordinatorConfigSchema,
+  defaults: COORDINATOR_DEFAULTS,
+  envPrefix: ENV_PREFIX,
+  pathKeys: PATH_KEYS,
+  // `schema` is a built-in name unless it looks like a path.
+  nameOrPathKeys: ['schema'],
+  secretKeys: ['adminToken'],
+  // Errors name the variable or flag: "(from environment FEDMETA_COORDINATOR_SERVER_PORT)", "(from flag --server.port)".
+  sourceDetail: 'exact',
+});
 
-const upperSnake = (k: string) => k.replace(/([a-z0-9])([A-Z])/g, '$1_$2').toUpperCase();
-
-export function getPath(obj: unknown, path: string[]): unknown {
-  let at: unknown = obj;
-  for (const p of path) at = typeof at === 'object' && at !== null ? (at as Record<string, unknown>)[p] : undefined;
-  return at;
-}
-
-export interface Leaf extends OptionDescription {
-  path: string[];
-}
-
-function collectLeaves(schema: z.ZodTypeAny, prefix: string[], out: Leaf[]): Leaf[] {
-  const { inner } = unwrap(schema);
-  if (!(inner instanceof z.ZodObject)) return out;
-  for (const [k, child] of Object.entries(inner.shape as Record<string, z.ZodTypeAny>)) {
-    const path = [...prefix, k];
-    const { inner: leaf, help } = unwrap(child);
-    if (leaf instanceof z.ZodObject) {
-      collectLeaves(leaf, path, out);
-      continue;
-    }
-    const type: OptionType =
-      leaf instanceof z.ZodNumber ? 'number'
-      : leaf instanceof z.ZodBoolean ? 'boolean'
-      : leaf instanceof z.ZodString ? 'string'
-      : leaf instanceof z.ZodEnum ? 'enum'
-      : leaf instanceof z.ZodArray ? 'list'
-      : 'json';
-    const d: Leaf = {
-      path,
-      key: path.join('.'),
-      env: ENV_PREFIX + path.map(upperSnake).join('_'),
-      flag: `--${path.join('.')}`,
-      type,
-      default: getPath(COORDINATOR_DEFAULTS, path),
-      help: help ?? '',
-    };
-    if (leaf instanceof z.ZodEnum) d.choices = [...(leaf.options as string[])];
-    out.push(d);
-  }
-  return out;
-}
-
-export const LEAVES: Leaf[] = collectLeaves(coordinatorConfigSchema, [], []);
-export const LEAF_BY_KEY = new Map(LEAVES.map((l) => [l.key, l]));
-export const LEAF_BY_ENV = new Map(LEAVES.map((l) => [l.env, l]));
-export const SECTIONS = new Set(LEAVES.flatMap((l) => l.path.slice(0, -1).map((_, i) => l.path.slice(0, i + 1).join('.'))));
+export const LEAVES = coordinatorOptions.leaves;
+export const LEAF_BY_KEY = coordinatorOptions.leafByKey;
+export const LEAF_BY_ENV = coordinatorOptions.leafByEnv;
+export const SECTIONS = coordinatorOptions.sections;
 
 /** Every option, for `--help`: the config file option first, then each key of the configuration. */
-export function describeOptions(): OptionDescription[] {
-  const config: OptionDescription = {
-    key: 'config',
-    env: CONFIG_FILE_ENV,
-    flag: '--config',
-    type: 'string',
-    default: undefined,
-    help: 'YAML or JSON configuration file; environment variables override it and flags override both.',
-  };
-  return [
-    config,
-    ...LEAVES.map(({ path: _path, choices, ...d }) => (choices ? { ...d, choices: [...choices] } : { ...d })),
-  ];
-}
+export const describeOptions = coordinatorOptions.describeOptions;

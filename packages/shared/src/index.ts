@@ -11,3 +11,4 @@ export * from './episodes/index.js';
 export * from './protocol/index.js';
 export * from './privacy/index.js';
 export * from './secagg/index.js';
+export * from './config/index.js';

@@ -1,5 +1,5 @@
 import { z } from 'zod';
-import { SITE_NAME_PATTERN } from '@fedmeta/shared';
+import { SITE_NAME_PATTERN, defineConfig } from '@fedmeta/shared';
 
 /**
  * The agent's configuration: its shape, its defaults and the option table that `--help`, the environment names
@@ -90,89 +90,27 @@ export const AGENT_DEFAULTS = {
 /** Keys holding file system paths: relative ones are resolved against the config file's folder (or the cwd). */
 export const PATH_KEYS = ['credentialFile', 'tls.ca', 'tls.cert', 'tls.key', 'data.files', 'data.watchDir', 'schema', 'stateDir'];
 
-export type OptionType = 'string' | 'number' | 'boolean' | 'enum' | 'list';
+export type { ConfigLeaf as Leaf, OptionDescription, OptionType } from '@fedmeta/shared';
 
-export interface OptionDescription {
-  key: string;
-  env: string;
-  flag: string;
-  type: OptionType;
-  choices?: string[];
-  default: unknown;
-  help: string;
-}
+/** The option table and the layered loader built from the schema (see defineConfig). */
+export const agentOptions = defineConfig({
+  name: 'agent',
+  schema: agentConfigSchema,
+  defaults: AGENT_DEFAULTS,
+  envPrefix: ENV_PREFIX,
+  pathKeys: PATH_KEYS,
+  // `schema` is a built-in name unless it looks like a path.
+  nameOrPathKeys: ['schema'],
+  secretKeys: ['enrollmentToken', 'credential', 'seed'],
+  // The agent's errors name only the layer: "(from the environment)", "(from a flag)".
+  sourceDetail: 'layer',
+});
 
-export interface Leaf extends OptionDescription {
-  path: string[];
-}
-
-export function getPath(obj: unknown, p: readonly string[]): unknown {
-  let at: unknown = obj;
-  for (const k of p) at = typeof at === 'object' && at !== null ? (at as Record<string, unknown>)[k] : undefined;
-  return at;
-}
-
-/** Strips optional/default/effects wrappers, keeping the first description met. */
-function unwrap(s: z.ZodTypeAny): { inner: z.ZodTypeAny; help: string } {
-  let help = s.description;
-  let inner = s;
-  for (;;) {
-    if (inner instanceof z.ZodOptional || inner instanceof z.ZodDefault || inner instanceof z.ZodNullable) inner = inner._def.innerType as z.ZodTypeAny;
-    else if (inner instanceof z.ZodEffects) inner = inner._def.schema as z.ZodTypeAny;
-    else break;
-    help ??= inner.description;
-  }
-  return { inner, help: help ?? '' };
-}
-
-const upperSnake = (k: string): string => k.replace(/([a-z0-9])([A-Z])/g, '$1_$2').toUpperCase();
-
-function collectLeaves(schema: z.ZodTypeAny, prefix: string[], out: Leaf[]): Leaf[] {
-  const { inner } = unwrap(schema);
-  if (!(inner instanceof z.ZodObject)) return out;
-  for (const [k, child] of Object.entries(inner.shape as Record<string, z.ZodTypeAny>)) {
-    const p = [...prefix, k];
-    const { inner: leaf, help } = unwrap(child);
-    if (leaf instanceof z.ZodObject) {
-      collectLeaves(leaf, p, out);
-      continue;
-    }
-    const type: OptionType =
-      leaf instanceof z.ZodNumber ? 'number'
-      : leaf instanceof z.ZodBoolean ? 'boolean'
-      : leaf instanceof z.ZodEnum ? 'enum'
-      : leaf instanceof z.ZodArray ? 'list'
-      : 'string';
-    const d: Leaf = {
-      path: p,
-      key: p.join('.'),
-      env: ENV_PREFIX + p.map(upperSnake).join('_'),
-      flag: `--${p.join('.')}`,
-      type,
-      default: getPath(AGENT_DEFAULTS, p),
-      help,
-    };
-    if (leaf instanceof z.ZodEnum) d.choices = [...(leaf.options as string[])];
-    out.push(d);
-  }
-  return out;
-}
-
-export const LEAVES: readonly Leaf[] = collectLeaves(agentConfigSchema, [], []);
-export const LEAF_BY_KEY: ReadonlyMap<string, Leaf> = new Map(LEAVES.map((l) => [l.key, l]));
-export const LEAF_BY_ENV: ReadonlyMap<string, Leaf> = new Map(LEAVES.map((l) => [l.env, l]));
+export const LEAVES = agentOptions.leaves;
+export const LEAF_BY_KEY = agentOptions.leafByKey;
+export const LEAF_BY_ENV = agentOptions.leafByEnv;
 /** Dotted names of the nested sections (`tls`, `data`, `reconnect`), which merge key by key across layers. */
-export const SECTIONS: ReadonlySet<string> = new Set(LEAVES.filter((l) => l.path.length > 1).map((l) => l.path.slice(0, -1).join('.')));
+export const SECTIONS = agentOptions.sections;
 
 /** Every option, for `--help`: the config file first, then each key of the configuration. */
-export function describeOptions(): OptionDescription[] {
-  const file: OptionDescription = {
-    key: 'config',
-    env: CONFIG_FILE_ENV,
-    flag: '--config',
-    type: 'string',
-    default: undefined,
-    help: 'YAML or JSON configuration file; environment variables override it and flags override both.',
-  };
-  return [file, ...LEAVES.map(({ path: _p, choices, ...d }) => (choices ? { ...d, choices: [...choices] } : { ...d }))];
-}
+export const describeOptions = agentOptions.describeOptions;
