@@ -4,7 +4,7 @@ export { AGENT_DEFAULTS, CONFIG_FILE_ENV, ENV_PREFIX, agentConfigSchema, credent
 export type { AgentConfig, AgentConfigInput, LoadAgentConfigOptions, OptionDescription, OptionType } from './config.js';
 export { computeUpdate, siteHoldout } from './trainer.js';
 export type { ComputedUpdate, Holdout, TrainOffer, TrainOptions } from './trainer.js';
-export { DataDirWatcher, listDataFiles, loadSiteData, mergeTables, standardizeLocally } from './site-data.js';
+export { DataDirWatcher, listDataFiles, loadSiteData, standardizeLocally } from './site-data.js';
 export type { SiteData, SiteDataOptions } from './site-data.js';
 export { runDetect } from './detect.js';
 export type { DetectOptions, DetectSummary } from './detect.js';

@@ -6,8 +6,8 @@ import {
   FedmetaError,
   StatsAccumulator,
   deriveSeed,
-  emptyReport,
   loadFlowTable,
+  mergeTables,
   standardizeRows,
   totalSkipped,
 } from '@fedmeta/shared';
@@ -54,37 +54,6 @@ export async function listDataFiles(dir: string): Promise<string[]> {
     if ((await stat(p)).isFile()) out.push(p);
   }
   return out;
-}
-
-/** Rows of several tables of the same schema in one table; family names are merged and re-indexed. */
-export function mergeTables(tables: readonly FlowTable[]): FlowTable {
-  const first = tables[0];
-  if (first === undefined) throw new FedmetaError(ErrorCode.NO_ROWS, 'no flow table to merge; configure data.files or data.watchDir');
-  if (tables.length === 1) return first;
-  const families = [...new Set(tables.flatMap((t) => t.families))].sort();
-  const n = tables.reduce((a, t) => a + t.n, 0);
-  const { dim } = first;
-  const x = new Float32Array(n * dim);
-  const labels = new Int32Array(n);
-  const family = new Int32Array(n);
-  const report = emptyReport();
-  let at = 0;
-  for (const t of tables) {
-    if (t.dim !== dim || t.fingerprint !== first.fingerprint) {
-      throw new FedmetaError(ErrorCode.SHAPE, 'flow tables read with different feature schemas cannot be merged');
-    }
-    const remap = t.families.map((name) => families.indexOf(name));
-    x.set(t.x, at * dim);
-    labels.set(t.labels, at);
-    for (let i = 0; i < t.n; i++) family[at + i] = remap[t.family[i]!]!;
-    at += t.n;
-    report.rowsRead += t.report.rowsRead;
-    report.rowsKept += t.report.rowsKept;
-    report.rowsFiltered += t.report.rowsFiltered;
-    for (const [reason, count] of Object.entries(t.report.skipped)) report.skipped[reason as keyof typeof report.skipped] += count;
-    for (const [name, count] of Object.entries(t.report.byFamily)) report.byFamily[name] = (report.byFamily[name] ?? 0) + count;
-  }
-  return { x, labels, family, families, n, dim, fingerprint: first.fingerprint, report };
 }
 
 /** Per-site statistics of a table and a standardised copy of it. */

@@ -1,6 +1,6 @@
 export { evaluate, writeResults } from './runner.js';
 export type { EvaluateOptions, Transport } from './runner.js';
-export { loadDataset, mergeTables } from './data.js';
+export { loadDataset } from './data.js';
 export type { Dataset, LoadDatasetOptions } from './data.js';
 export { splitForFamily, checkSplit } from './splits.js';
 export type { FamilySplit, Office, OfficeRole, SplitPlan } from './splits.js';
