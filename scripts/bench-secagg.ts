@@ -5,10 +5,17 @@
 // at 50,000 parameters; all pairs at 1,024 sites is extrapolated linearly from 10 and 100 (marked '*').
 // Usage: node --conditions=fedmeta-source --import tsx scripts/bench-secagg.ts [--dim=50000] [--rows=10:all:0,100:all:10] [--json]
 //   a row is sites:degree:dropout-percent (degree 'all' for all pairs); dropouts happen after key sharing.
+// With --rounds: real rounds instead of simulated ones. A coordinator (startCoordinator) on 127.0.0.1 port 0 and
+// light socket.io sites in this process (quadratic updates, so that no training hides the cost; the agent's own
+// secure-aggregation code), with and without secure aggregation: round wall time (mean of --repeat rounds after
+// one warm-up) and bytes each site sent and received (encoded messages). Every party shares this process and
+// its cores, so the wall time includes all sites' computation.
+//   [--rounds] [--sites=10,50] [--dim=50000] [--repeat=2] [--degree=0] [--json]
 import { execSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { cpus, totalmem } from 'node:os';
 import { Packr } from 'msgpackr';
+import { roundTable } from './bench-secagg-rounds.js';
 import { generateIdentity, simulateSecAggRound } from '../packages/shared/src/secagg/index.js';
 import type { SecAggConfig, SecAggDropPhase, SecAggServerMessage, SecAggSiteMessage } from '../packages/shared/src/secagg/index.js';
 
@@ -18,6 +25,7 @@ function arg(name: string, fallback: string): string {
 }
 
 const dim = Number(arg('dim', '50000'));
+const roundsMode = process.argv.includes('--rounds');
 const json = process.argv.includes('--json');
 const rows = arg('rows', '10:all:0,10:all:10,10:all:30,100:all:0,100:all:10,100:32:10,1024:32:0,1024:32:10')
   .split(',')
@@ -147,43 +155,49 @@ try {
 const cpu = cpus();
 console.log(`fedmeta bench-secagg  commit ${commit}  node ${process.version}`);
 console.log(`machine: ${cpu[0]?.model ?? 'unknown cpu'} x ${cpu.length}, ${(totalmem() / 2 ** 30).toFixed(0)} GiB`);
-console.log(`parameters per update: ${dim}; plaintext update ${(plainBytes / 1024).toFixed(1)} KiB (float32)\n`);
 
-// One small round first, so that the first row does not pay for compiling the code.
-run(5, undefined, 0);
-const started = performance.now();
-const results: Row[] = [];
-const header =
-  'sites  degree  t    drop  sent/site KiB  recv/site KiB  sent x plain  (sent+recv) x plain  client ms mean / max  server ms';
-console.log(header);
-console.log('-'.repeat(header.length));
-const print = (r: Row): void => {
-  const mark = r.extrapolated ? '*' : ' ';
-  console.log(
-    `${String(r.sites).padStart(5)}  ${String(r.degree).padStart(6)}  ${String(r.threshold).padEnd(4)} ${`${r.dropout_pct}%`.padStart(4)}  ` +
-      `${(r.sent_bytes / 1024).toFixed(1).padStart(13)}  ${(r.received_bytes / 1024).toFixed(1).padStart(13)}  ` +
-      `${r.sent_expansion.toFixed(3).padStart(12)}  ${r.total_expansion.toFixed(3).padStart(19)}  ` +
-      `${`${r.client_ms_mean.toFixed(0)} / ${r.client_ms_max.toFixed(0)}`.padStart(20)}  ${r.server_ms.toFixed(0).padStart(9)}${mark}`,
-  );
-};
-for (const { n, degree, dropPct } of rows) {
-  const r = run(n, degree, dropPct);
-  results.push(r);
-  print(r);
-}
-// All pairs at 1,024 sites costs every site ~2,000 key agreements and 1,023 mask streams, and the simulation
-// runs all sites on one machine: extrapolated from the measured all-pairs rows instead.
-for (const pct of [0, 10]) {
-  const small = results.find((r) => r.sites === 10 && r.degree === 'all' && r.dropout_pct === pct);
-  const big = results.find((r) => r.sites === 100 && r.degree === 'all' && r.dropout_pct === pct);
-  if (small && big && !results.some((r) => r.sites === 1024 && r.degree === 'all' && r.dropout_pct === pct)) {
-    const e = extrapolate(small, big, 1024);
-    results.push(e);
-    print(e);
+if (roundsMode) await roundTable();
+else simulatedTable();
+
+function simulatedTable(): void {
+  console.log(`parameters per update: ${dim}; plaintext update ${(plainBytes / 1024).toFixed(1)} KiB (float32)\n`);
+
+  // One small round first, so that the first row does not pay for compiling the code.
+  run(5, undefined, 0);
+  const started = performance.now();
+  const results: Row[] = [];
+  const header =
+    'sites  degree  t    drop  sent/site KiB  recv/site KiB  sent x plain  (sent+recv) x plain  client ms mean / max  server ms';
+  console.log(header);
+  console.log('-'.repeat(header.length));
+  const print = (r: Row): void => {
+    const mark = r.extrapolated ? '*' : ' ';
+    console.log(
+      `${String(r.sites).padStart(5)}  ${String(r.degree).padStart(6)}  ${String(r.threshold).padEnd(4)} ${`${r.dropout_pct}%`.padStart(4)}  ` +
+        `${(r.sent_bytes / 1024).toFixed(1).padStart(13)}  ${(r.received_bytes / 1024).toFixed(1).padStart(13)}  ` +
+        `${r.sent_expansion.toFixed(3).padStart(12)}  ${r.total_expansion.toFixed(3).padStart(19)}  ` +
+        `${`${r.client_ms_mean.toFixed(0)} / ${r.client_ms_max.toFixed(0)}`.padStart(20)}  ${r.server_ms.toFixed(0).padStart(9)}${mark}`,
+    );
+  };
+  for (const { n, degree, dropPct } of rows) {
+    const r = run(n, degree, dropPct);
+    results.push(r);
+    print(r);
   }
+  // All pairs at 1,024 sites costs every site ~2,000 key agreements and 1,023 mask streams, and the simulation
+  // runs all sites on one machine: extrapolated from the measured all-pairs rows instead.
+  for (const pct of [0, 10]) {
+    const small = results.find((r) => r.sites === 10 && r.degree === 'all' && r.dropout_pct === pct);
+    const big = results.find((r) => r.sites === 100 && r.degree === 'all' && r.dropout_pct === pct);
+    if (small && big && !results.some((r) => r.sites === 1024 && r.degree === 'all' && r.dropout_pct === pct)) {
+      const e = extrapolate(small, big, 1024);
+      results.push(e);
+      print(e);
+    }
+  }
+  console.log('* extrapolated from the 10- and 100-site all-pairs rows: bytes and client time linear in n, server time α·n + β·n² with dropouts');
+  console.log('Bonawitz et al. (CCS 2017) report 1.73x expansion over sending in the clear for 2^10 users, 2^20-value vectors of 16-bit inputs.');
+  const total = (performance.now() - started) / 1000;
+  console.log(`\nwhole script: ${total.toFixed(1)} s`);
+  if (json) console.log(JSON.stringify({ commit, dim, seconds_total: total, results }));
 }
-console.log('* extrapolated from the 10- and 100-site all-pairs rows: bytes and client time linear in n, server time α·n + β·n² with dropouts');
-console.log('Bonawitz et al. (CCS 2017) report 1.73x expansion over sending in the clear for 2^10 users, 2^20-value vectors of 16-bit inputs.');
-const total = (performance.now() - started) / 1000;
-console.log(`\nwhole script: ${total.toFixed(1)} s`);
-if (json) console.log(JSON.stringify({ commit, dim, seconds_total: total, results }));

@@ -1,6 +1,7 @@
 import { z } from 'zod';
-import { PROTOCOL_LIMITS, needsIndividualUpdates } from '@fedmeta/shared';
+import { PROTOCOL_LIMITS, defineConfig, needsIndividualUpdates } from '@fedmeta/shared';
 import type { AggregatorConfig, ModelSpec, OptimizerConfig } from '@fedmeta/shared';
+import { centralDpAggregatorProblem, localDpAlgorithmProblem } from './engine/privacy.js';
 
 /**
  * The shape of the coordinator's configuration, its defaults and its option table. The help text lives on the
@@ -196,6 +197,9 @@ export const coordinatorConfigSchema = z
         `${a.kind} ranks or compares individual updates, which secure aggregation hides from the coordinator (it learns only their sum); use mean, norm-clip or centered-clipping with secure aggregation, or turn it off`,
       );
     }
+    const dp = c.privacy.dp;
+    const dpProblem = dp.mode === 'central' ? centralDpAggregatorProblem(a.kind) : dp.mode === 'local' ? localDpAlgorithmProblem(c.rounds.algorithm) : null;
+    if (dpProblem !== null) issue(dp.mode === 'central' ? ['aggregator'] : ['rounds', 'algorithm'], dpProblem);
     const k = c.privacy.secureAggregation.degree;
     if (c.privacy.secureAggregation.enabled && k % 2 !== 0) {
       issue(['privacy', 'secureAggregation', 'degree'], `the SecAgg+ neighbourhood degree must be even (got ${k}); 0 masks between all pairs`);
@@ -246,7 +250,6 @@ export const COORDINATOR_DEFAULTS = {
 
 // ---- option table: what --help, the environment names and the flags are built from ----
 
-import { defineConfig } from '@fedmeta/shared';
 
 export type { ConfigLeaf as Leaf, OptionDescription, OptionType } from '@fedmeta/shared';
 

@@ -87,6 +87,8 @@ export function engineConfigFrom(config: CoordinatorConfig, seed: number): Engin
     aggregator: config.aggregator,
     optimizer: config.optimizer,
     seed,
+    privacy: { ...config.privacy.dp },
+    secureAggregation: { ...config.privacy.secureAggregation },
   };
 }
 

@@ -5,7 +5,7 @@ import { RoundEngine } from '../src/engine/round-engine.js';
 import { createMemoryHub } from '../src/engine/memory-hub.js';
 import { checkUpdateContent } from '../src/engine/check-update.js';
 import type { MemorySite } from '../src/engine/memory-hub.js';
-import type { SiteUpdate, UpdateAck } from '../src/engine/hub.js';
+import type { PlainSiteUpdate, SiteUpdate, UpdateAck } from '../src/engine/hub.js';
 import { MemoryStore } from './helpers/memory-store.js';
 import { captureLogger, flush, engineConfig, initialCheckpoint, quadraticUpdate, vec } from './helpers/engine-fixtures.js';
 
@@ -42,7 +42,7 @@ test('stale, future, duplicate, wrong-length, NaN, infinite and unsampled update
   let openGate!: () => void;
   const gate = new Promise<void>((r) => (openGate = r));
   const sites = new Map<string, MemorySite>();
-  const connect = (name: string, misbehave: (u: SiteUpdate, self: MemorySite) => SiteUpdate | null) => {
+  const connect = (name: string, misbehave: (u: PlainSiteUpdate, self: MemorySite) => SiteUpdate | null) => {
     sites.set(
       name,
       m.connect(

@@ -43,6 +43,8 @@ export const ErrorCode = {
   // secure aggregation: too few sites left to reconstruct the masks; a signature, AEAD tag or share that does not check
   SECAGG_ABORTED: 'FEDMETA_ERR_SECAGG_ABORTED',
   SECAGG_AUTH: 'FEDMETA_ERR_SECAGG_AUTH',
+  // secure aggregation: a site in the roster stopped answering before the sum was unmasked (counted per phase)
+  SECAGG_DROPPED: 'FEDMETA_ERR_SECAGG_DROPPED',
   // differential privacy: the configured ε budget has no room for another round or training step
   PRIVACY_BUDGET: 'FEDMETA_ERR_PRIVACY_BUDGET',
 } as const;

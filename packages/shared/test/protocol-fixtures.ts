@@ -154,6 +154,42 @@ export function sampleMessages(): Message[] {
     { type: 'release', version: 5, spec: SPEC, manifest: MANIFEST, params: edgeVector(MANIFEST_SIZE, 6), chunks: 0 },
     { type: 'release', version: 5, spec: SPEC, manifest: MANIFEST, params: null, chunks: 1 },
     { type: 'error', code: 'FEDMETA_ERR_NOT_READY', message: 'the coordinator is restoring its state; retry in a few seconds' },
+    ...secAggSamples(),
+  ];
+}
+
+/** Bytes 0, 1, 2, ... (mod 256) of a given length: a stand-in for keys, signatures and ciphertexts. */
+export function fakeBytes(n: number, from = 0): Uint8Array {
+  return Uint8Array.from({ length: n }, (_, i) => (from + i) % 256);
+}
+
+/** The secure-aggregation parts of the protocol: a secure offer and update, and one message of every phase. */
+export function secAggSamples(): Message[] {
+  const head = { round: 7, attempt: 1 };
+  const keys = { site: 2, cPublic: fakeBytes(32), sPublic: fakeBytes(32, 1), signature: fakeBytes(64, 2) };
+  return [
+    {
+      type: 'round-offer',
+      round: 7,
+      version: 6,
+      task: TASK,
+      spec: SPEC,
+      manifest: MANIFEST,
+      params: edgeVector(MANIFEST_SIZE, 7),
+      chunks: 0,
+      deadline: 1_767_225_600_000,
+      secagg: { attempt: 1, roundId: fakeBytes(32, 9), roster: [fakeBytes(32, 3), fakeBytes(32, 4), fakeBytes(32, 5)], site: 2, threshold: 2, degree: 0, clipNorm: 1, maxWeight: 10_000 },
+    },
+    sampleUpdate({ update: null, chunks: 0, secagg: { attempt: 1, advertise: keys } }),
+    { type: 'secagg-shares', ...head, site: 2, shares: [{ to: 1, ciphertext: fakeBytes(102) }, { to: 3, ciphertext: fakeBytes(102, 5) }], selfMaskCommitment: fakeBytes(32) },
+    // Pieces of the masked update over MANIFEST_SIZE + 1 = 20 words: two of 10.
+    { type: 'secagg-masked', ...head, site: 2, index: 1, count: 2, masked: fakeBytes(40) },
+    { type: 'secagg-confirm', ...head, site: 2, signature: fakeBytes(64) },
+    { type: 'secagg-unmask', ...head, site: 2, selfMaskShares: [{ of: 1, value: fakeBytes(33) }], keyShares: [{ of: 3, value: fakeBytes(33, 1) }] },
+    { type: 'secagg-keys', ...head, keys: [keys, { ...keys, site: 1 }] },
+    { type: 'secagg-delivery', ...head, shares: [{ from: 1, ciphertext: fakeBytes(102) }] },
+    { type: 'secagg-survivors', ...head, survivors: [1, 2, 3] },
+    { type: 'secagg-confirmations', ...head, signatures: [{ site: 1, signature: fakeBytes(64) }, { site: 2, signature: fakeBytes(64, 1) }] },
   ];
 }
 

@@ -1,12 +1,14 @@
 import { readFileSync } from 'node:fs';
 import { io, type Socket } from 'socket.io-client';
 import {
+  CHUNK_VALUES,
   ErrorCode,
   PROTOCOL_VERSION,
   decodeMessageOf,
   isFedmetaError,
   manifestSize,
   validateMessage,
+  encodeMessage,
   FedmetaError,
 } from '@fedmeta/shared';
 import type {
@@ -16,6 +18,9 @@ import type {
   HelloMessage,
   Logger,
   ParamManifest,
+  SecAggServerWire,
+  SecAggSiteWire,
+  SecAggUpdateFields,
   ServerToClientEvents,
   SiteAuth,
   WelcomeMessage,
@@ -55,6 +60,8 @@ export type AgentStop = { reason: 'stopped' } | { reason: 'refused'; code: strin
 
 type AgentSocket = Socket<ServerToClientEvents, ClientToServerEvents>;
 
+const SECAGG_SERVER_EVENTS = ['secagg-keys', 'secagg-delivery', 'secagg-survivors', 'secagg-confirmations'] as const;
+
 export class SiteAgent {
   readonly done: Promise<AgentStop>;
   private finish!: (s: AgentStop) => void;
@@ -79,7 +86,10 @@ export class SiteAgent {
       logger: this.log,
       train: { siteSeed: opts.siteSeed, schemaName: opts.schema.name },
       data: () => this.siteData(),
-      send: (u) => this.send(u),
+      send: (u, secagg) => this.send(u, secagg),
+      sendSecAgg: (msgs) => this.sendSecAgg(msgs),
+      credential: () => (this.auth?.kind === 'credential' ? this.auth.credential : undefined),
+      chunkValues: () => this.wireLimits?.chunkValues ?? CHUNK_VALUES,
       ...(opts.onAnswered ? { onAnswered: opts.onAnswered } : {}),
       ...(opts.onComputed ? { onComputed: opts.onComputed } : {}),
     });
@@ -198,6 +208,11 @@ export class SiteAgent {
       }),
     );
     socket.on('release', (payload) => this.guard('release', () => this.onRelease(payload)));
+    for (const type of SECAGG_SERVER_EVENTS) {
+      socket.on(type, (payload) =>
+        this.guard(type, () => this.worker.secagg(decodeMessageOf(type, payload, this.limits()) as SecAggServerWire)),
+      );
+    }
     socket.on('error', (payload) =>
       this.guard('error', () => {
         const msg = decodeMessageOf('error', payload, this.limits());
@@ -293,7 +308,7 @@ export class SiteAgent {
     const o = decodeMessageOf('round-offer', payload, this.limits());
     this.log.info({ round: o.round, version: o.version, algorithm: o.task.algorithm, episodes: o.task.episodes }, 'round offered');
     const params = await this.params(o.version, o.manifest, o.params, o.chunks);
-    this.worker.offer({ round: o.round, version: o.version, task: o.task, spec: o.spec, manifest: o.manifest, params, deadline: o.deadline });
+    this.worker.offer({ round: o.round, version: o.version, task: o.task, spec: o.spec, manifest: o.manifest, params, deadline: o.deadline, ...(o.secagg ? { secagg: o.secagg } : {}) });
   }
 
   private async onRelease(payload: Uint8Array): Promise<void> {
@@ -322,7 +337,7 @@ export class SiteAgent {
     this.log.info({ version: r.version, file: modelPath(dir) }, 'released version cached for detect');
   }
 
-  private async send(u: ComputedUpdate): Promise<AckMessage> {
+  private async send(u: ComputedUpdate, secagg?: SecAggUpdateFields): Promise<AckMessage> {
     const socket = this.socket;
     const limits = this.wireLimits;
     // Emits while disconnected would be buffered and replayed later; the re-offer after reconnecting is the resend path.
@@ -332,8 +347,23 @@ export class SiteAgent {
     return sendUpdate(
       { timeout: (ms) => ({ emitWithAck: (event, bytes) => socket.timeout(ms).emitWithAck(event, bytes) }) },
       u,
-      { ackTimeoutMs: this.opts.config.ackTimeoutMs, maxReceiveBytes: this.opts.config.maxReceiveBytes, ...limits },
+      { ackTimeoutMs: this.opts.config.ackTimeoutMs, maxReceiveBytes: this.opts.config.maxReceiveBytes, ...limits, ...(secagg ? { secagg } : {}) },
     );
+  }
+
+  /** Sends secure-aggregation messages one after another, each acknowledged before the next; stops at a refusal. */
+  private async sendSecAgg(msgs: SecAggSiteWire[]): Promise<AckMessage> {
+    const socket = this.socket;
+    if (socket === undefined || !socket.connected) throw new FedmetaError(ErrorCode.NOT_READY, 'not connected to the coordinator');
+    let ack: AckMessage | undefined;
+    for (const m of msgs) {
+      const reply: unknown = await socket.timeout(this.opts.config.ackTimeoutMs).emitWithAck(m.type, encodeMessage(m));
+      if (!(reply instanceof Uint8Array)) throw new FedmetaError(ErrorCode.DECODE, 'the coordinator acknowledged with something other than an encoded ack message');
+      ack = decodeMessageOf('ack', reply, this.limits());
+      if (!ack.accepted) break;
+    }
+    if (ack === undefined) throw new FedmetaError(ErrorCode.PRECONDITION, 'no secure-aggregation message to send');
+    return ack;
   }
 }
 

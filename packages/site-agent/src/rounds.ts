@@ -1,5 +1,6 @@
 import { ErrorCode, isFedmetaError } from '@fedmeta/shared';
-import type { AckMessage, Logger, RoundTask } from '@fedmeta/shared';
+import type { AckMessage, Logger, RoundTask, SecAggOffer, SecAggServerWire, SecAggSiteWire, SecAggUpdateFields } from '@fedmeta/shared';
+import { SecAggParticipant } from './secagg.js';
 import type { SiteData } from './site-data.js';
 import { computeUpdate, type ComputedUpdate, type TrainOffer, type TrainOptions } from './trainer.js';
 
@@ -8,9 +9,14 @@ import { computeUpdate, type ComputedUpdate, type TrainOffer, type TrainOptions 
  * a round that a newer round has replaced is dropped. A computed update that was not acknowledged (the link
  * dropped) is kept and sent again, without recomputing, when the coordinator re-offers the same round after
  * the agent reconnects: that is how a site resynchronises with the round in flight.
+ *
+ * A securely aggregated offer is answered once per attempt (a re-issued round is a new attempt with new keys),
+ * reusing the update computed for an earlier attempt of the same round; the update message then carries the
+ * site's signed keys instead of the vector, and the worker answers the coordinator's phase messages.
  */
 export interface OfferInHand extends TrainOffer {
   deadline: number;
+  secagg?: SecAggOffer;
 }
 
 export interface RoundWorkerOptions {
@@ -18,8 +24,14 @@ export interface RoundWorkerOptions {
   train: TrainOptions;
   /** The site's current data (reloaded by the caller when its files change). */
   data: () => Promise<SiteData>;
-  /** Sends an update and resolves with the coordinator's ack; rejects when no ack came (link down). */
-  send: (u: ComputedUpdate) => Promise<AckMessage>;
+  /** Sends an update (with `secagg`, its keys instead of the vector) and resolves with the coordinator's ack; rejects when no ack came (link down). */
+  send: (u: ComputedUpdate, secagg?: SecAggUpdateFields) => Promise<AckMessage>;
+  /** Sends secure-aggregation messages in order; resolves with the last ack, or the first refusal. */
+  sendSecAgg: (msgs: SecAggSiteWire[]) => Promise<AckMessage>;
+  /** The site's credential, from which its secure-aggregation identity derives; undefined before enrollment. */
+  credential: () => string | undefined;
+  /** Values per message the coordinator announced (the masked update is sent in pieces of this size). */
+  chunkValues: () => number;
   /** Called once per round with the coordinator's final verdict (tests and status). */
   onAnswered?: (u: ComputedUpdate, ack: AckMessage) => void;
   /** Called when an update has been computed, with the seconds that took (the agent's metrics). */
@@ -29,11 +41,24 @@ export interface RoundWorkerOptions {
 const same = (a: { round: number; version: number } | null, b: { round: number; version: number }): boolean =>
   a !== null && a.round === b.round && a.version === b.version;
 
+/** What an answer is for: the round and version, and on a secure round the attempt (its keys are per attempt). */
+interface AnswerKey {
+  round: number;
+  version: number;
+  attempt: number | null;
+}
+const keyOf = (o: OfferInHand): AnswerKey => ({ round: o.round, version: o.version, attempt: o.secagg?.attempt ?? null });
+const sameKey = (a: AnswerKey | null, b: AnswerKey): boolean => same(a, b) && (a as AnswerKey).attempt === b.attempt;
+
 export class RoundWorker {
   private latest: OfferInHand | null = null;
   private working = false;
-  private answered: { round: number; version: number } | null = null;
+  private answered: AnswerKey | null = null;
   private pending: ComputedUpdate | null = null;
+  /** The last update computed, for a later attempt of the same secure round. */
+  private computed: ComputedUpdate | null = null;
+  /** This site's part in the secure attempt it answered last, until that attempt ends. */
+  private secure: SecAggParticipant | null = null;
   /** The task of the last round offered: its inner loop is the default adaptation of `detect`. */
   lastTask: RoundTask | undefined;
   private idle: Promise<void> = Promise.resolve();
@@ -41,6 +66,8 @@ export class RoundWorker {
   constructor(private readonly opts: RoundWorkerOptions) {}
 
   offer(o: OfferInHand): void {
+    // A new round or attempt ends this site's part in the previous secure attempt.
+    if (this.secure !== null && (this.secure.round !== o.round || this.secure.attempt !== o.secagg?.attempt)) this.secure = null;
     this.latest = o;
     this.lastTask = o.task;
     if (!this.working) this.idle = this.loop();
@@ -80,11 +107,16 @@ export class RoundWorker {
 
   private async answer(o: OfferInHand): Promise<void> {
     const log = this.opts.logger.child({ round: o.round, version: o.version });
-    if (same(this.answered, o)) {
+    const key = keyOf(o);
+    if (sameKey(this.answered, key)) {
       log.debug('round already answered; ignoring the re-offer');
       return;
     }
     let u = this.pending !== null && same(this.pending, o) ? this.pending : null;
+    if (u === null && o.secagg && this.computed !== null && same(this.computed, o)) {
+      log.info({ attempt: o.secagg.attempt }, 'a new attempt of a securely aggregated round: reusing the update computed for it');
+      u = this.computed;
+    }
     if (u === null) {
       const started = performance.now();
       try {
@@ -96,7 +128,7 @@ export class RoundWorker {
         return;
       }
       const latest = this.latest as OfferInHand | null;
-      if (latest !== null && latest.round !== o.round) {
+      if (latest !== null && (latest.round !== o.round || (o.secagg && latest.secagg?.attempt !== o.secagg.attempt))) {
         log.info('a newer round was offered while computing; this update was dropped');
         return;
       }
@@ -106,21 +138,74 @@ export class RoundWorker {
       );
       this.opts.onComputed?.(u, (performance.now() - started) / 1000);
       this.pending = u;
+      this.computed = u;
     } else {
       log.info('resending the update kept from before the reconnect');
     }
+    const secagg = o.secagg ? this.joinSecure(o, u, log) : undefined;
+    if (secagg === null) return;
     let ack: AckMessage;
     try {
-      ack = await this.opts.send(u);
+      ack = await this.opts.send(u, secagg);
     } catch (e) {
       log.warn({ code: isFedmetaError(e) ? e.code : undefined }, 'no acknowledgement from the coordinator; the update is kept and sent again when the round is re-offered');
       return;
     }
     this.pending = null;
-    this.answered = { round: u.round, version: u.version };
+    this.answered = key;
     if (ack.accepted) log.info('update accepted by the coordinator');
     else if (ack.error?.code === ErrorCode.DUPLICATE_UPDATE) log.info('the coordinator already had this update');
     else log.warn({ code: ack.error?.code }, `the coordinator rejected the update: ${ack.error?.message ?? 'no reason given'}`);
     this.opts.onAnswered?.(u, ack);
+  }
+
+  /**
+   * Starts this site's part in a secure attempt: the keys its update message carries (undefined on a plain
+   * round), or null when it cannot take part (no credential yet, or the roster lists another key for it).
+   */
+  private joinSecure(o: OfferInHand, u: ComputedUpdate, log: Logger): SecAggUpdateFields | null {
+    const offer = o.secagg as SecAggOffer;
+    const credential = this.opts.credential();
+    if (credential === undefined) {
+      log.error('this round is securely aggregated but the site holds no credential yet; it sits this round out');
+      return null;
+    }
+    try {
+      this.secure = new SecAggParticipant(o.round, offer, credential, u.update, u.counts.examples);
+      return this.secure.advertise();
+    } catch (e) {
+      this.secure = null;
+      log.error({ code: isFedmetaError(e) ? e.code : undefined }, `cannot take part in secure aggregation: ${isFedmetaError(e) ? e.message : 'internal error'}`);
+      return null;
+    }
+  }
+
+  /**
+   * A phase message of secure aggregation: answered by the site's part in that attempt, or ignored when the
+   * site holds no keys for it (it restarted mid-round, or the attempt is over): the coordinator counts it dropped.
+   */
+  async secagg(msg: SecAggServerWire): Promise<void> {
+    const log = this.opts.logger.child({ round: msg.round, attempt: msg.attempt });
+    const p = this.secure;
+    if (p === null || !p.owns(msg)) {
+      log.info({ type: msg.type }, 'a secure-aggregation message for an attempt this site holds no keys for; ignored (the site counts as dropped from it)');
+      return;
+    }
+    let replies: SecAggSiteWire[];
+    try {
+      replies = p.answer(msg, this.opts.chunkValues());
+    } catch (e) {
+      this.secure = null;
+      log.warn({ code: isFedmetaError(e) ? e.code : undefined }, `left the secure aggregation of this attempt: ${isFedmetaError(e) ? e.message : 'internal error'}`);
+      return;
+    }
+    if (p.done && this.secure === p) this.secure = null;
+    try {
+      const ack = await this.opts.sendSecAgg(replies);
+      if (ack.accepted) log.debug({ type: msg.type }, 'secure-aggregation answer accepted');
+      else log.warn({ code: ack.error?.code }, `the coordinator refused a secure-aggregation message: ${ack.error?.message ?? 'no reason given'}`);
+    } catch (e) {
+      log.warn({ code: isFedmetaError(e) ? e.code : undefined }, 'no acknowledgement for a secure-aggregation message; this site may count as dropped from the attempt');
+    }
   }
 }

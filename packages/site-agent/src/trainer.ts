@@ -8,12 +8,28 @@ import {
   buildTriageEpisode,
   checkParamsFor,
   createRng,
+  cryptoNoise,
   deriveSeed,
+  dpMetaGradientMean,
   drawDisjoint,
+  mergeAccounting,
   metaGradientMean,
   subsetTable,
 } from '@fedmeta/shared';
-import type { Batch, Episode, FlowTable, ModelSpec, ParamManifest, Rng, RoundTask, UpdateMetrics } from '@fedmeta/shared';
+import type {
+  Batch,
+  DpSgdConfig,
+  Episode,
+  FlowTable,
+  MechanismSteps,
+  ModelSpec,
+  NoiseSource,
+  ParamManifest,
+  PrivacyReport,
+  Rng,
+  RoundTask,
+  UpdateMetrics,
+} from '@fedmeta/shared';
 import { accuracy, addConfusion, confusionAt, f1, type Confusion } from './metrics.js';
 import type { SiteData } from './site-data.js';
 import { checkInputWidth } from './spec.js';
@@ -39,6 +55,8 @@ export interface ComputedUpdate {
   update: Float32Array;
   counts: { episodes: number; examples: number };
   metrics: UpdateMetrics;
+  /** With record-level DP (the task's dp): what the site's DP-SGD ran, for the coordinator's accountant. */
+  privacy?: PrivacyReport;
 }
 
 export interface TrainOptions {
@@ -47,6 +65,8 @@ export interface TrainOptions {
   schemaName?: string;
   /** Episodes per synchronous block; the event loop (socket heartbeats) runs between blocks. */
   episodesPerBlock?: number;
+  /** DP-SGD's noise (default: the operating system's generator); tests seed it. */
+  noise?: NoiseSource;
 }
 
 /** Share of each class held back from training episodes, to measure valF1 on flows the inner loop never saw. */
@@ -183,6 +203,34 @@ function validate(spec: ModelSpec, params: Float32Array, h: Holdout, task: Round
   return { valF1: f1(total), queryAccuracy: accuracy(total) };
 }
 
+/**
+ * The rate at which DP-SGD's accountant samples this site's records. Episodes draw a fixed number of flows per
+ * class rather than a Poisson sample, so the rate is the largest inclusion probability of any record: the flows
+ * drawn per class over the rows of the smallest class that can be drawn. For fomaml the query batch is a second
+ * noisy sample; one rate, the larger, bounds both. Reptile's query flows only give its reported loss.
+ */
+export function dpSamplingRate(train: FlowTable, task: RoundTask, binary: boolean): number {
+  const minRows = task.queryShots > 0 ? 2 : 1;
+  const sizes = attackFamilies(train, minRows).map((name) => {
+    const f = train.families.indexOf(name);
+    return rowsWhere(train, (i) => train.labels[i] === 1 && train.family[i] === f).length;
+  });
+  if (binary) sizes.push(rowsWhere(train, (i) => train.labels[i] === 0).length);
+  const smallest = Math.min(...sizes);
+  const drawn = task.algorithm === 'fomaml' ? Math.max(task.shots, task.queryShots) : task.shots;
+  return Math.min(1, drawn / smallest);
+}
+
+/** The privacy report of one round's DP-SGD: the task's settings, the sampling rate and the noisy steps run. */
+function privacyReport(dp: DpSgdConfig, used: readonly MechanismSteps[]): PrivacyReport {
+  return {
+    noiseMultiplier: dp.noiseMultiplier,
+    clipNorm: dp.clipNorm,
+    sampleRate: dp.samplingRate,
+    steps: used.reduce((n, m) => n + m.steps, 0),
+  };
+}
+
 const nextTick = (): Promise<void> => new Promise((r) => setImmediate(r));
 
 function isFinite32(v: Float32Array): boolean {
@@ -194,7 +242,8 @@ function isFinite32(v: Float32Array): boolean {
  * Computes the site's answer to a round offer. Episodes mirror deployment: one attack family of this site
  * against this site's own benign traffic (an N-way triage of its families for a multiclass model). The episode
  * sampler's seed mixes the round's task seed with the site's secret seed. The returned update is the mean
- * meta-gradient over the episodes (`metaGradientMean` with the round's algorithm and inner loop).
+ * meta-gradient over the episodes (`metaGradientMean` with the round's algorithm and inner loop; with the
+ * task's dp, `dpMetaGradientMean`: per-example clipping and Gaussian noise in every noisy step).
  */
 export async function computeUpdate(offer: TrainOffer, data: SiteData, opts: TrainOptions): Promise<ComputedUpdate> {
   const { spec } = offer;
@@ -206,13 +255,25 @@ export async function computeUpdate(offer: TrainOffer, data: SiteData, opts: Tra
   const episodes = trainingEpisodes(spec, holdout.train, task, rng);
   const inner = { steps: task.innerSteps, lr: task.innerLr };
   const block = Math.max(1, opts.episodesPerBlock ?? 4);
+  const dp: DpSgdConfig | null = task.dp
+    ? { ...task.dp, samplingRate: dpSamplingRate(holdout.train, task, spec.task.kind === 'binary') }
+    : null;
+  const noise = dp ? (opts.noise ?? cryptoNoise()) : null;
+  const used: MechanismSteps[] = [];
   const sum = new Float64Array(offer.params.length);
   let supportLoss = 0;
   let queryLoss = 0;
   let examples = 0;
   for (let start = 0; start < episodes.length; start += block) {
     const group = episodes.slice(start, start + block);
-    const r = metaGradientMean(task.algorithm, spec, offer.params, group, inner);
+    let r;
+    if (dp) {
+      const d = dpMetaGradientMean(task.algorithm, spec, offer.params, group, inner, dp, noise as NoiseSource);
+      used.push(...d.accounting);
+      r = d;
+    } else {
+      r = metaGradientMean(task.algorithm, spec, offer.params, group, inner);
+    }
     for (let i = 0; i < sum.length; i++) sum[i]! += r.update[i]! * group.length;
     supportLoss += r.metrics.supportLoss * group.length;
     queryLoss += r.metrics.queryLoss * group.length;
@@ -233,5 +294,7 @@ export async function computeUpdate(offer: TrainOffer, data: SiteData, opts: Tra
     const v = validate(spec, offer.params, holdout, task, opts.siteSeed);
     if (v !== null) Object.assign(metrics, v);
   }
-  return { round: offer.round, version: offer.version, update, counts: { episodes: k, examples }, metrics };
+  const out: ComputedUpdate = { round: offer.round, version: offer.version, update, counts: { episodes: k, examples }, metrics };
+  if (dp) out.privacy = privacyReport(dp, mergeAccounting(used));
+  return out;
 }

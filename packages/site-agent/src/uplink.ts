@@ -1,5 +1,5 @@
 import { CHUNK_VALUES, ErrorCode, FedmetaError, chunkVector, decodeMessageOf, encodeMessage } from '@fedmeta/shared';
-import type { AckMessage, UpdateChunkMessage, UpdateMessage, UpdateMetrics } from '@fedmeta/shared';
+import type { AckMessage, SecAggUpdateFields, UpdateChunkMessage, UpdateMessage, UpdateMetrics } from '@fedmeta/shared';
 import type { ComputedUpdate } from './trainer.js';
 
 /**
@@ -18,21 +18,26 @@ export interface UplinkOptions {
   chunkValues?: number;
   /** The coordinator's message limit from its welcome: a message above it is not sent at all. */
   maxMessageBytes?: number;
+  /** On a securely aggregated round: the site's signed keys, sent instead of the vector (which never leaves in the clear). */
+  secagg?: SecAggUpdateFields;
 }
 
-/** The update message for a computed update: inline, or a header announcing `chunks` update-chunk messages. */
-export function updateMessages(u: ComputedUpdate, chunkValues = CHUNK_VALUES): { header: UpdateMessage; chunks: UpdateChunkMessage[] } {
-  const pieces = u.update.length > chunkValues ? chunkVector(u.update, chunkValues) : [];
+/**
+ * The update message for a computed update: inline, or a header announcing `chunks` update-chunk messages. With
+ * `secagg`, the header alone, carrying the keys and no vector (`update: null`, `chunks: 0`).
+ */
+export function updateMessages(u: ComputedUpdate, chunkValues = CHUNK_VALUES, secagg?: SecAggUpdateFields): { header: UpdateMessage; chunks: UpdateChunkMessage[] } {
+  const pieces = secagg === undefined && u.update.length > chunkValues ? chunkVector(u.update, chunkValues) : [];
   const header: UpdateMessage = {
     type: 'update',
     round: u.round,
     version: u.version,
     counts: { episodes: u.counts.episodes, examples: u.counts.examples },
     metrics: declaredMetrics(u.metrics),
-    update: pieces.length === 0 ? u.update : null,
+    update: secagg === undefined && pieces.length === 0 ? u.update : null,
     chunks: pieces.length,
-    secagg: null,
-    privacy: null,
+    secagg: secagg ?? null,
+    privacy: u.privacy ? { ...u.privacy } : null,
   };
   const chunks = pieces.map(
     (values, index): UpdateChunkMessage => ({ type: 'update-chunk', round: u.round, index, count: pieces.length, values: values.slice() }),
@@ -60,7 +65,7 @@ function toBytes(reply: unknown): Uint8Array {
  * Throws when an ack does not come in time (the connection dropped): the caller keeps the update to resend.
  */
 export async function sendUpdate(socket: UplinkSocket, u: ComputedUpdate, opts: UplinkOptions): Promise<AckMessage> {
-  const { header, chunks } = updateMessages(u, opts.chunkValues);
+  const { header, chunks } = updateMessages(u, opts.chunkValues, opts.secagg);
   const ask = async (event: 'update' | 'update-chunk', payload: Uint8Array): Promise<AckMessage> => {
     const reply = await socket.timeout(opts.ackTimeoutMs).emitWithAck(event, payload);
     return decodeMessageOf('ack', toBytes(reply), { maxBytes: opts.maxReceiveBytes });

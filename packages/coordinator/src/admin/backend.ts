@@ -1,5 +1,6 @@
 import { ErrorCode, FedmetaError } from '@fedmeta/shared';
 import type { RoundEngine } from '../engine/round-engine.js';
+import { privacyView } from '../metrics/privacy.js';
 import { addSite, revoke } from '../state/registry.js';
 import type { StateStore } from '../state/store.js';
 import type { SiteRecord } from '../state/types.js';
@@ -63,6 +64,8 @@ export function createAdminBackend(d: AdminBackendDeps): AdminBackend {
         released: s.released,
         releases: s.releases,
         rounds: d.runner.status(),
+        // ε spent and the budget; a runner stopped with FEDMETA_ERR_PRIVACY_BUDGET shows that none is left.
+        privacy: privacyView(d.engine.checkpoint()),
         rejected: d.hub.rejectionCounts(),
         settings: d.settings,
       };

@@ -18,6 +18,8 @@ export interface RoundSummary {
   rejected: Record<string, number>;
   meanQueryLoss?: number;
   meanValF1?: number;
+  /** ε spent after the round, with differential privacy. */
+  epsilon?: number;
   endedAt: string;
 }
 
@@ -33,6 +35,7 @@ export function summarise(r: RoundRecord): RoundSummary {
   };
   if (r.meanQueryLoss !== undefined) s.meanQueryLoss = r.meanQueryLoss;
   if (r.meanValF1 !== undefined) s.meanValF1 = r.meanValF1;
+  if (r.privacy !== undefined) s.epsilon = r.privacy.epsilon;
   return s;
 }
 
@@ -130,6 +133,11 @@ export class RoundRunner {
     const fe = isFedmetaError(e) ? e : new FedmetaError(ErrorCode.PRECONDITION, 'a round failed inside the coordinator; see its log');
     this.job.lastError = fe.toWire();
     if (this.stopping && fe.code === ErrorCode.NOT_READY) return;
+    if (fe.code === ErrorCode.PRIVACY_BUDGET) {
+      // The planned end of a private federation, not a fault: say so in the operator's words.
+      this.opts.logger.warn({ code: fe.code }, `rounds stopped: ${fe.message.replace(/^FEDMETA_ERR_[A-Z_]+: /, '')}`);
+      return;
+    }
     this.opts.logger.error({ err: e, code: fe.code }, 'rounds stopped');
   }
 

@@ -1,6 +1,7 @@
 import type { SiteView } from '../admin/admin-api.js';
 import type { RoundJobStatus, RoundSummary } from '../admin/round-runner.js';
 import type { RoundInFlight } from '../engine/types.js';
+import type { PrivacyView } from '../metrics/privacy.js';
 import type { RoundRecord } from '../state/types.js';
 
 /** Human-readable renderings of the admin API's answers; `--json` prints the answers themselves. */
@@ -17,6 +18,8 @@ export interface StatusView {
   released: number | null;
   releases: number[];
   rounds: RoundJobStatus;
+  /** Absent from coordinators that predate differential privacy. */
+  privacy?: PrivacyView;
   rejected: Record<string, number>;
 }
 
@@ -43,7 +46,9 @@ export function formatRecord(r: RoundRecord | RoundSummary): string {
   const head = `round ${r.round} ${r.status}` + (r.status === 'committed' ? ` (version ${r.fromVersion} -> ${r.fromVersion + 1})` : '');
   const body = `${r.accepted} of ${sampled} sampled sites accepted, mean query loss ${num(r.meanQueryLoss)}, mean validation F1 ${num(r.meanValF1, 3)}, rejected: ${counts(r.rejected)}`;
   const reason = 'reason' in r && r.reason ? `; ${r.reason}` : '';
-  return `${head}: ${body}${reason}`;
+  const eps = 'epsilon' in r ? r.epsilon : 'privacy' in r ? r.privacy?.epsilon : undefined;
+  const spent = eps === undefined ? '' : `, privacy spent ε ${num(eps, 3)}`;
+  return `${head}: ${body}${spent}${reason}`;
 }
 
 export function formatJob(j: RoundJobStatus): string {
@@ -51,6 +56,15 @@ export function formatJob(j: RoundJobStatus): string {
   const of = j.requested === null ? '' : ` of ${j.requested}`;
   const state = j.running ? 'running' : j.lastError ? `stopped: ${j.lastError.message}` : 'finished';
   return `${j.mode === 'continuous' ? 'continuous' : 'rounds'}: ${j.done}${of} done, ${state}`;
+}
+
+/** The privacy budget in words: what is spent, of what, and whether rounds can still run. */
+export function formatPrivacy(p: PrivacyView | undefined): string {
+  if (!p?.enabled) return 'differential privacy: off';
+  const at = p.delta === null ? '' : ` at δ ${p.delta}`;
+  if (p.epsilonBudget === null) return `differential privacy: ε ${p.epsilonSpent.toFixed(3)} spent${at}`;
+  const share = Math.round((100 * p.epsilonSpent) / p.epsilonBudget);
+  return `differential privacy: ε ${p.epsilonSpent.toFixed(3)} of ${p.epsilonBudget} spent${at} (${share}% of the budget)`;
 }
 
 export function formatStatus(s: StatusView): string {
@@ -66,6 +80,7 @@ export function formatStatus(s: StatusView): string {
   lines.push(`sites online (${s.sitesOnline.length}): ${s.sitesOnline.length ? s.sitesOnline.join(', ') : 'none'}`);
   lines.push(`last round: ${s.lastRound ? formatRecord(s.lastRound) : 'none yet'}`);
   lines.push(formatJob(s.rounds));
+  lines.push(formatPrivacy(s.privacy));
   lines.push(`refused messages since start: ${counts(s.rejected)}`);
   return lines.join('\n');
 }

@@ -1,5 +1,6 @@
 import type { Logger } from 'pino';
 import type { RoundOffer, SiteUpdate } from './hub.js';
+import type { SecureRound } from './secure-round.js';
 
 /** The engine's source of time; tests inject one they control. */
 export interface EngineClock {
@@ -80,6 +81,8 @@ export class RoundAttempt {
   readonly dropped = new Set<string>();
   readonly rejections: RejectionCounts;
   wait: BoundedWait | null = null;
+  /** The secure-aggregation phases of this attempt, when the round is securely aggregated. */
+  secure: SecureRound | null = null;
 
   constructor(
     readonly round: number,
@@ -96,6 +99,11 @@ export class RoundAttempt {
 
   get version(): number {
     return this.offer.version;
+  }
+
+  /** The offer a site receives: on a secure round, with the roster and the site's place in it. */
+  offerFor(site: string): RoundOffer {
+    return this.secure ? this.secure.offerFor(site, this.offer) : this.offer;
   }
 
   allAnswered(): boolean {

@@ -10,11 +10,16 @@ function isCount(v: unknown): v is number {
  * has already checked the message schema; this repeats the checks the maths depends on, because a single
  * NaN would poison the aggregate. Messages name counts only, never values.
  */
-export function checkUpdateContent(update: SiteUpdate, dim: number): FedmetaError | null {
-  if (!(update.update instanceof Float32Array)) {
+export function checkUpdateContent(update: SiteUpdate, dim: number, masked = false): FedmetaError | null {
+  if (masked) {
+    // A securely aggregated round: no vector here (it comes masked); the signed keys are judged by the secure round.
+    if (update.update !== null || typeof update.secagg !== 'object' || update.secagg === null) {
+      return new FedmetaError(ErrorCode.SCHEMA, 'this round is securely aggregated: the update must carry its signed keys and no vector; upgrade the site agent');
+    }
+  } else if (!(update.update instanceof Float32Array)) {
     return new FedmetaError(ErrorCode.SCHEMA, 'the update vector must be a float32 array; upgrade the site agent');
   }
-  if (update.update.length !== dim) {
+  if (update.update !== null && update.update.length !== dim) {
     return new FedmetaError(
       ErrorCode.WRONG_LENGTH,
       `the update has ${update.update.length} values but the model has ${dim}; restart the site agent so it loads the federation's current model`,
@@ -40,7 +45,7 @@ export function checkUpdateContent(update: SiteUpdate, dim: number): FedmetaErro
       "the site's losses are not finite: its local training diverged; lower the inner step size or check the site's data",
     );
   }
-  const v = update.update;
+  const v = update.update ?? new Float32Array(0);
   let bad = 0;
   for (let i = 0; i < v.length; i++) {
     // x - x is 0 for finite x and NaN for NaN and both infinities: one test per value.
@@ -61,6 +66,8 @@ export interface OpenRound {
   readonly version: number;
   readonly sampledSet: ReadonlySet<string>;
   readonly answered: Set<string>;
+  /** Set when the round is securely aggregated: its updates carry keys, not vectors. */
+  readonly secure?: object | null;
 }
 
 /**
@@ -90,7 +97,7 @@ export function judgeUpdate(site: string, update: SiteUpdate, open: OpenRound | 
   if (open.answered.has(site)) {
     return new FedmetaError(ErrorCode.DUPLICATE_UPDATE, `this site already answered round ${open.round}; send one update per round`);
   }
-  const bad = checkUpdateContent(update, dim);
+  const bad = checkUpdateContent(update, dim, open.secure !== undefined && open.secure !== null);
   if (bad) open.answered.add(site);
   return bad;
 }

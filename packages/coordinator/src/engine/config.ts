@@ -1,5 +1,7 @@
 import { aggregatorPreconditions, ErrorCode, FedmetaError } from '@fedmeta/shared';
 import type { AggregatorConfig, MetaAlgorithm, OptimizerConfig, RoundTask } from '@fedmeta/shared';
+import type { DpConfig } from './privacy.js';
+import type { SecureAggregationConfig } from './secure-round.js';
 
 /**
  * Accepted updates needed to commit a round: an absolute count, or a fraction of the sites sampled in that
@@ -37,6 +39,10 @@ export interface EngineConfig {
   optimizer: OptimizerConfig;
   /** Seeds site sampling and the round tasks; recorded in every checkpoint. */
   seed: number;
+  /** Differential privacy (off when absent); checked by the engine with `validateDpConfig`. */
+  privacy?: DpConfig;
+  /** Secure aggregation (off when absent); checked by the engine with `validateSecureConfig`. */
+  secureAggregation?: SecureAggregationConfig;
 }
 
 export const DEFAULT_MAX_CONSECUTIVE_ABORTS = 5;

@@ -16,3 +16,5 @@ export { checkUpdateContent } from './check-update.js';
 export { pickBestVersion, weightedMeans } from './records.js';
 export { sampleSites, sampleCount, taskSeed, mixSeed } from './seeds.js';
 export { LAST_AGGREGATE_KEY } from './restore.js';
+export { noiseSecureSum, PrivacyLedger, validateDpConfig } from './privacy.js';
+export type { DpConfig, DpMode, PrivacyExtension, PrivacySpent } from './privacy.js';

@@ -1,4 +1,4 @@
-import type { PresenceHandler, RoundOffer, SiteHub, SiteUpdate, UpdateAck, UpdateHandler } from './hub.js';
+import type { PresenceHandler, RoundOffer, SecAggFromSite, SecAggHandler, SecAggToSite, SiteHub, SiteUpdate, UpdateAck, UpdateHandler } from './hub.js';
 
 /**
  * What an in-process site does with an offer: return (or resolve to) its update, or nothing to stay silent.
@@ -6,9 +6,18 @@ import type { PresenceHandler, RoundOffer, SiteHub, SiteUpdate, UpdateAck, Updat
  */
 export type OfferHandler = (offer: RoundOffer) => Promise<SiteUpdate | null | void> | SiteUpdate | null | void;
 
+/** What an in-process site answers a secure-aggregation message with: its next phase message, or nothing. */
+export type SecAggSiteHandler = (msg: SecAggToSite) => Promise<SecAggFromSite | null | void> | SecAggFromSite | null | void;
+
 export interface MemorySiteOptions {
   onAck?: (ack: UpdateAck) => void;
   onRelease?: (version: number) => void;
+  /** The site's Ed25519 identity public key, as its registry record would hold it (secure aggregation). */
+  identity?: Uint8Array;
+  /** Answers the coordinator's secure-aggregation messages; a site without one stays silent in those phases. */
+  onSecAgg?: SecAggSiteHandler;
+  /** The coordinator's verdict on each secure-aggregation message the site sent. */
+  onSecAggAck?: (ack: UpdateAck) => void;
 }
 
 /** One attached in-process site. */
@@ -17,6 +26,8 @@ export interface MemorySite {
   readonly connected: boolean;
   /** Sends an update on the site's own initiative (late, duplicate or malformed ones in tests). */
   sendUpdate(update: SiteUpdate): void;
+  /** Sends a secure-aggregation message on the site's own initiative (replays in tests). */
+  sendSecAgg(msg: SecAggFromSite): void;
   disconnect(): void;
 }
 
@@ -42,23 +53,27 @@ function copyOffer(offer: RoundOffer): RoundOffer {
   return {
     round: offer.round,
     version: offer.version,
-    task: { ...offer.task },
+    task: offer.task.dp ? { ...offer.task, dp: { ...offer.task.dp } } : { ...offer.task },
     spec: { ...offer.spec, hidden: [...offer.spec.hidden], task: { ...offer.spec.task } },
     manifest: offer.manifest.map((e) => ({ name: e.name, shape: [...e.shape], dtype: e.dtype })),
     params: offer.params.slice(),
     deadline: offer.deadline,
+    ...(offer.secagg ? { secagg: structuredClone(offer.secagg) } : {}),
   };
 }
 
 function copyUpdate(update: SiteUpdate): SiteUpdate {
-  return {
+  const copy: SiteUpdate = {
     round: update.round,
     version: update.version,
     counts: { ...update.counts },
     metrics: { ...update.metrics },
     // A site and the engine must never share memory, as they would not across a network.
-    update: update.update.slice(),
+    update: update.update === null ? null : update.update.slice(),
   };
+  if (update.secagg) copy.secagg = structuredClone(update.secagg);
+  if (update.privacy) copy.privacy = { ...update.privacy };
+  return copy;
 }
 
 function copyAck(ack: UpdateAck): UpdateAck {
@@ -72,6 +87,7 @@ function copyAck(ack: UpdateAck): UpdateAck {
 export function createMemoryHub(options: MemoryHubOptions = {}): MemoryHub {
   const connections = new Map<string, Connection>();
   const updateHandlers: UpdateHandler[] = [];
+  const secAggHandlers: SecAggHandler[] = [];
   const presenceHandlers: PresenceHandler[] = [];
 
   const later = (fn: () => void): void => {
@@ -92,6 +108,32 @@ export function createMemoryHub(options: MemoryHubOptions = {}): MemoryHub {
       if (!conn.open) return;
       for (const h of updateHandlers) h(conn.name, copy);
     });
+  };
+
+  /** A site's secure-aggregation message reaches the engine a turn later; the verdict comes back the same way. */
+  const deliverSecAgg = (conn: Connection, msg: SecAggFromSite): void => {
+    if (!conn.open) return;
+    const copy = structuredClone(msg);
+    later(() => {
+      if (!conn.open) return;
+      for (const h of secAggHandlers) {
+        const ack = copyAck(h(conn.name, copy));
+        later(() => {
+          if (conn.open) conn.options.onSecAggAck?.(ack);
+        });
+      }
+    });
+  };
+
+  const runSecAgg = async (conn: Connection, msg: SecAggToSite): Promise<void> => {
+    let reply: SecAggFromSite | null | void;
+    try {
+      reply = await conn.options.onSecAgg?.(msg);
+    } catch (err) {
+      options.onSiteError?.(conn.name, err);
+      return;
+    }
+    if (reply) deliverSecAgg(conn, reply);
   };
 
   const runOffer = async (conn: Connection, offer: RoundOffer): Promise<void> => {
@@ -143,6 +185,21 @@ export function createMemoryHub(options: MemoryHubOptions = {}): MemoryHub {
     onPresence(handler) {
       presenceHandlers.push(handler);
     },
+    identity(site) {
+      const id = connections.get(site)?.options.identity;
+      return id ? id.slice() : null;
+    },
+    sendSecAgg(site, msg) {
+      const conn = connections.get(site);
+      if (!conn) return;
+      const copy = structuredClone(msg);
+      later(() => {
+        if (conn.open) void runSecAgg(conn, copy);
+      });
+    },
+    onSecAgg(handler) {
+      secAggHandlers.push(handler);
+    },
   };
 
   return {
@@ -160,6 +217,7 @@ export function createMemoryHub(options: MemoryHubOptions = {}): MemoryHub {
           return conn.open;
         },
         sendUpdate: (update) => deliverUpdate(conn, update),
+        sendSecAgg: (msg) => deliverSecAgg(conn, msg),
         disconnect: () => close(conn),
       };
     },

@@ -73,6 +73,7 @@ export interface RecordInput {
   accepted: ReadonlyMap<string, SiteUpdate>;
   rejected: Record<string, number>;
   reason?: string;
+  secureAggregation?: RoundRecord['secureAggregation'];
 }
 
 export function buildRecord(input: RecordInput): RoundRecord {
@@ -90,6 +91,7 @@ export function buildRecord(input: RecordInput): RoundRecord {
     sites,
   };
   if (input.reason !== undefined) record.reason = input.reason;
+  if (input.secureAggregation !== undefined) record.secureAggregation = input.secureAggregation;
   return record;
 }
 

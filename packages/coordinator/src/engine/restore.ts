@@ -3,6 +3,8 @@ import type { OptimizerState } from '@fedmeta/shared';
 import type { Logger } from 'pino';
 import type { Checkpoint } from '../state/types.js';
 import type { EngineConfig } from './config.js';
+import { PRIVACY_EXTENSION, PrivacyLedger } from './privacy.js';
+import type { ActiveDpConfig } from './privacy.js';
 import { replayJournal } from './store.js';
 import type { EngineStore, JournalReplay } from './store.js';
 
@@ -14,6 +16,8 @@ export interface RestoredState {
   optimizer: OptimizerState;
   seed: number;
   lastAggregate: Float32Array | null;
+  /** The privacy ledger to spend from, when differential privacy is on. */
+  privacy: PrivacyLedger | null;
   replay: JournalReplay;
   restored: boolean;
 }
@@ -55,6 +59,20 @@ function storedSeed(cp: Checkpoint, configured: number, log: Logger): number {
   return stored;
 }
 
+/** The ledger the checkpoint holds (fresh when it has none); null with DP off, which leaves a stored one as it is. */
+function privacyFor(dp: Readonly<ActiveDpConfig> | null, cp: Checkpoint, log: Logger): PrivacyLedger | null {
+  if (dp === null) {
+    if (cp.extensions?.[PRIVACY_EXTENSION] !== undefined) {
+      log.warn('this federation has a privacy ledger but privacy.dp.mode is off: rounds now run without differential privacy');
+    }
+    return null;
+  }
+  const ledger = PrivacyLedger.fromExtensions(dp, cp.extensions);
+  const { epsilon, budget, delta } = ledger.report();
+  log.info({ mode: dp.mode, epsilon, delta, budget }, 'privacy ledger restored');
+  return ledger;
+}
+
 /**
  * Loads the state to continue from: the store's latest checkpoint when there is one, else `initial`, which is
  * normalised (the configured optimizer, aggregator and seed) and committed first so that a crash before the
@@ -66,6 +84,7 @@ export async function restoreState(
   initial: Checkpoint | undefined,
   clockNow: number,
   log: Logger,
+  dp: Readonly<ActiveDpConfig> | null = null,
 ): Promise<RestoredState> {
   const latest = await store.latest();
   let cp: Checkpoint;
@@ -110,6 +129,7 @@ export async function restoreState(
   const seed = storedSeed(cp, config.seed, log);
   const stored = cp.extensions?.[LAST_AGGREGATE_KEY];
   const lastAggregate = stored instanceof Float32Array && stored.length === cp.params.length ? stored.slice() : null;
+  const privacy = privacyFor(dp, cp, log);
   const replay = replayJournal(await store.readJournal(), cp.nextRound);
-  return { checkpoint: cp, optimizer, seed, lastAggregate, replay, restored: latest !== null };
+  return { checkpoint: cp, optimizer, seed, lastAggregate, privacy, replay, restored: latest !== null };
 }

@@ -1,7 +1,7 @@
 import { EventEmitter } from 'node:events';
 import { performance } from 'node:perf_hooks';
-import { ErrorCode, FedmetaError } from '@fedmeta/shared';
-import type { OptimizerState } from '@fedmeta/shared';
+import { cryptoNoise, ErrorCode, FedmetaError } from '@fedmeta/shared';
+import type { NoiseSource, OptimizerState } from '@fedmeta/shared';
 import type { Logger } from 'pino';
 import type { Checkpoint, RoundRecord } from '../state/types.js';
 import { RejectionCounts, RoundAttempt, systemClock, waitUntil } from './attempt.js';
@@ -13,12 +13,17 @@ import { DigestCache } from './digest.js';
 import type { StateDigest } from './digest.js';
 import type { EngineEvents } from './events.js';
 import type { EngineStatus, RoundEngineOptions, RoundInFlight, RunRoundsOptions, SubmitResult } from './types.js';
-import type { SiteHub, SiteUpdate } from './hub.js';
+import type { SecAggFromSite, SiteHub, SiteUpdate, UpdateAck } from './hub.js';
 import { buildRecord, millis, roundOffer } from './records.js';
 import type { RecordInput } from './records.js';
 import { nextCheckpoint, outerStep } from './outer-step.js';
+import type { SecureSum } from './outer-step.js';
+import { PRIVACY_EXTENSION, roundSamplingRate, validateDpConfig, withTaskDp } from './privacy.js';
+import type { ActiveDpConfig, PrivacyLedger } from './privacy.js';
 import { chooseRelease, withRelease, withRollback } from './releases.js';
 import { restoreState } from './restore.js';
+import { SecureRound, secureBounds, validateSecureConfig } from './secure-round.js';
+import type { ActiveSecureConfig } from './secure-round.js';
 import { sampleCount, sampleSites, taskSeed } from './seeds.js';
 import type { EngineStore } from './store.js';
 import { crashPoint } from '../test-hooks.js';
@@ -33,10 +38,25 @@ export class RoundEngine extends EventEmitter<EngineEvents> {
   private readonly hub: SiteHub;
   private readonly log: Logger;
   private readonly clock: EngineClock;
+  private readonly dp: Readonly<ActiveDpConfig> | null;
+  private readonly noise: NoiseSource;
+  private readonly secure: ActiveSecureConfig | null;
+  /** The secure-aggregation phases of the attempt in flight, from its offers until the sum is unmasked. */
+  private secureRound: SecureRound | null = null;
 
   private cp: Checkpoint | null = null;
   private optState: OptimizerState | null = null;
   private lastAggregate: Float32Array | null = null;
+  /** Privacy spent so far (null with DP off); replaced only by a committed round's. */
+  private privacy: PrivacyLedger | null = null;
+  /** The sampling of the attempt in flight, for central DP's accountant and divisor. */
+  private sampling: { rate: number; sites: number } | null = null;
+  /**
+   * Local DP: updates accepted in this round's aborted attempts. The coordinator has seen each of them, so each
+   * is spent even if its site is not in the attempt that commits. Kept in memory only: a coordinator restarted
+   * mid-round does not account what its aborted attempts saw.
+   */
+  private readonly seenUncommitted = new Map<SiteUpdate, string>();
   private seed = 0;
   private nextAttempt = 0;
   private pendingAborted: RoundRecord[] = [];
@@ -64,10 +84,14 @@ export class RoundEngine extends EventEmitter<EngineEvents> {
     this.hub = options.hub;
     this.log = options.logger;
     this.clock = options.clock ?? systemClock;
+    this.dp = validateDpConfig(options.config.privacy, this.config.aggregator, this.config.rounds.algorithm);
+    this.noise = options.noise ?? cryptoNoise();
     this.hub.onUpdate((site, update) => {
       this.submit(site, update);
     });
     this.hub.onPresence((site, online) => this.presence(site, online));
+    this.secure = validateSecureConfig(options.config.secureAggregation, this.config.aggregator);
+    this.hub.onSecAgg((site, msg) => this.secAggMessage(site, msg));
   }
 
   /** Sites that must be online before a round is sampled (rounds.minSites, and at least a count quorum). */
@@ -86,8 +110,9 @@ export class RoundEngine extends EventEmitter<EngineEvents> {
    */
   async init(initial?: Checkpoint): Promise<{ restored: boolean; version: number; nextRound: number }> {
     if (this.cp) throw new FedmetaError(ErrorCode.PRECONDITION, 'the round engine is already initialised; create a new engine to restore again');
-    const s = await restoreState(this.store, this.config, initial, this.clock.now(), this.log);
+    const s = await restoreState(this.store, this.config, initial, this.clock.now(), this.log, this.dp);
     this.optState = s.optimizer;
+    this.privacy = s.privacy;
     this.seed = s.seed;
     this.lastAggregate = s.lastAggregate;
     this.nextAttempt = s.replay.attempts;
@@ -107,6 +132,8 @@ export class RoundEngine extends EventEmitter<EngineEvents> {
     if (this.running) {
       throw new FedmetaError(ErrorCode.ROUND_IN_FLIGHT, 'a round is already running; wait for it to finish before starting another');
     }
+    // No round can sample a smaller fraction than rounds.sampleFraction: if even that does not fit, stop now.
+    this.privacy?.requireRoom(this.config.rounds.sampleFraction);
     this.running = true;
     try {
       const max = this.config.rounds.maxConsecutiveAborts ?? DEFAULT_MAX_CONSECUTIVE_ABORTS;
@@ -145,7 +172,12 @@ export class RoundEngine extends EventEmitter<EngineEvents> {
   submit(site: string, update: SiteUpdate): SubmitResult {
     const claimed = typeof update?.round === 'number' ? update.round : null;
     const rec = this.attempt;
-    const err = judgeUpdate(site, update, rec, this.ready ? (this.cp as Checkpoint).params.length : null);
+    let err = judgeUpdate(site, update, rec, this.ready ? (this.cp as Checkpoint).params.length : null);
+    if (!err && rec?.secure) {
+      // Phase 1 of secure aggregation: the update's signed keys must verify for this attempt.
+      err = rec.secure.receiveUpdate(site, update);
+      if (err) rec.answered.add(site);
+    }
     if (err) {
       (rec?.rejections ?? this.between).add(err.code);
       (rec?.log ?? this.log).child({ site }).warn({ code: err.code, claimedRound: claimed }, 'update rejected');
@@ -248,6 +280,7 @@ export class RoundEngine extends EventEmitter<EngineEvents> {
     this.closed = true;
     this.gathering?.cancel();
     this.attempt?.wait?.cancel();
+    this.secureRound?.cancel();
   }
 
   private requireReady(): void {
@@ -268,8 +301,16 @@ export class RoundEngine extends EventEmitter<EngineEvents> {
     if (waiting && rec.dropped.delete(site)) {
       // A sampled site that lost its connection mid-round gets the offer again, so it can still make the deadline.
       rec.log.child({ site }).info('re-sending the round offer to a site that reconnected');
-      this.hub.sendOffer(site, rec.offer);
+      this.hub.sendOffer(site, rec.offerFor(site));
     }
+  }
+
+  /** A secure-aggregation message: judged by the open secure round, or stale when there is none. */
+  private secAggMessage(site: string, msg: SecAggFromSite): UpdateAck {
+    if (this.secureRound) return this.secureRound.receive(site, msg);
+    const err = new FedmetaError(ErrorCode.STALE_ROUND, 'no securely aggregated round is in its phases now; wait for the next offer');
+    this.recordRejection(site, typeof msg?.round === 'number' ? msg.round : null, err.code);
+    return { round: typeof msg?.round === 'number' ? msg.round : -1, accepted: false, error: err.toWire() };
   }
 
   private async runAttempt(): Promise<RoundRecord> {
@@ -300,13 +341,23 @@ export class RoundEngine extends EventEmitter<EngineEvents> {
 
     const online = this.hub.online();
     const sampled = sampleSites(online, sampleCount(online.length, rounds.sampleFraction, rounds.minSites), this.seed, round, attempt);
+    const rate = roundSamplingRate(sampled.length, online.length);
+    // Before anything is journaled or offered: a round that does not fit the privacy budget never starts.
+    this.privacy?.requireRoom(rate);
+    this.sampling = { rate, sites: sampled.length };
     const seed = taskSeed(this.seed, round);
     const deadline = this.clock.now() + deadlineMs;
-    const offer = roundOffer(cp, round, roundTask(rounds, seed), deadline);
+    const offer = roundOffer(cp, round, withTaskDp(roundTask(rounds, seed), this.dp), deadline);
     await this.store.appendJournal({ type: 'round-started', round, attempt, fromVersion: cp.version, sampled, taskSeed: seed, deadline, at: startedAt });
     this.throwIfClosed(round);
 
     const rec = new RoundAttempt(round, attempt, offer, sampled, startedAt, log, this.between.take());
+    if (this.secure) {
+      rec.secure = this.openSecureRound(rec, cp.params.length);
+      const why = rec.secure.problem();
+      if (why !== null) return this.abort(log, { round, attempt, fromVersion: cp.version, startedAt, sampled, accepted: new Map(), rejected: rec.rejections.current }, why);
+      this.secureRound = rec.secure;
+    }
     const carried = this.carried;
     this.carried = null;
     if (carried && carried.round === round && carried.version === cp.version) {
@@ -321,7 +372,7 @@ export class RoundEngine extends EventEmitter<EngineEvents> {
     log.info({ sampled: sampled.length, online: online.length, carried: rec.accepted.size, deadline: new Date(deadline).toISOString() }, 'round started');
     this.notify('round-started', { round, attempt, version: cp.version, sampled: [...sampled], deadline });
     for (const [i, site] of sampled.entries()) {
-      this.hub.sendOffer(site, offer);
+      this.hub.sendOffer(site, rec.offerFor(site));
       if (i === 0) crashPoint('broadcast');
     }
 
@@ -335,17 +386,58 @@ export class RoundEngine extends EventEmitter<EngineEvents> {
     const input = { round, attempt, fromVersion: cp.version, startedAt, sampled, accepted: rec.accepted, rejected: rec.rejections.current };
     const quorum = quorumFor(rounds.quorum, sampled.length);
     if (rec.accepted.size < quorum) {
-      this.carried = { round, version: cp.version, accepted: new Map(rec.accepted), answered: new Set(rec.answered) };
+      this.secureRound = null;
+      // Keys are per attempt: what a secure attempt was given cannot count in the next.
+      if (!rec.secure) this.carried = { round, version: cp.version, accepted: new Map(rec.accepted), answered: new Set(rec.answered) };
       return this.abort(log, input, `${rec.accepted.size} of ${sampled.length} sampled sites sent an acceptable update in time; the quorum is ${quorum}`);
     }
+    if (rec.secure) return this.finishSecure(log, rec.secure, input, quorum);
     return this.commitRound(log, input);
+  }
+
+  private openSecureRound(rec: RoundAttempt, dim: number): SecureRound {
+    const config = this.secure as ActiveSecureConfig;
+    const bounds = secureBounds(config, this.config.aggregator, this.dp?.mode === 'central' ? this.dp.clipNorm : null);
+    return new SecureRound({
+      round: rec.round,
+      attempt: rec.attempt,
+      sampled: rec.sampled,
+      dim,
+      config,
+      ...bounds,
+      hub: this.hub,
+      clock: this.clock,
+      log: rec.log,
+      reject: (site, code) => {
+        rec.rejections.add(code);
+        this.notify('update-rejected', { round: rec.round, site, code });
+      },
+    });
+  }
+
+  /** Runs the secure phases after the collection, then commits the unmasked sum (or aborts, with the reason). */
+  private async finishSecure(log: Logger, secure: SecureRound, input: AttemptOutcome, quorum: number): Promise<RoundRecord> {
+    const outcome = await secure.run();
+    this.secureRound = null;
+    this.throwIfClosed(input.round);
+    const sum = outcome.ok ? outcome.result : null;
+    const contributors = new Map([...input.accepted].filter(([site]) => outcome.ok && outcome.contributors.includes(site)));
+    const done: AttemptOutcome = { ...input, accepted: contributors, secureAggregation: secure.summary() };
+    if (!outcome.ok) return this.abort(log, done, outcome.reason);
+    if (contributors.size < quorum) {
+      return this.abort(log, done, `${contributors.size} of ${input.sampled.length} sampled sites are in the secure sum; the quorum is ${quorum}`);
+    }
+    const total = sum as NonNullable<typeof sum>;
+    return this.commitRound(log, { ...done, secureSum: { kind: 'secure-sum', sum: total.sum, totalWeight: total.weightSum, sites: contributors.size } });
   }
 
   private async commitRound(log: Logger, input: AttemptOutcome): Promise<RoundRecord> {
     const cp = this.cp as Checkpoint;
     const { aggregator, optimizer } = this.config;
+    const sampling = this.sampling as { rate: number; sites: number };
+    const central = this.dp?.mode === 'central' ? { clipNorm: this.dp.clipNorm, noiseMultiplier: this.dp.noiseMultiplier, sites: sampling.sites, noise: this.noise } : undefined;
     const t0 = performance.now();
-    const step = outerStep(aggregator, optimizer, cp.params, this.optState as OptimizerState, input.accepted, this.lastAggregate);
+    const step = outerStep(aggregator, optimizer, cp.params, this.optState as OptimizerState, input.secureSum ?? input.accepted, this.lastAggregate, central);
     const t1 = performance.now();
     if (!step.ok) {
       if (step.cause) log.error({ err: step.cause }, 'aggregation failed');
@@ -353,29 +445,45 @@ export class RoundEngine extends EventEmitter<EngineEvents> {
     }
     crashPoint('aggregate');
     const record = buildRecord({ ...input, status: 'committed', endedAt: this.nowIso() });
+    const privacy = this.spendPrivacy(input.accepted, sampling.rate);
+    if (privacy) record.privacy = privacy.report();
     const version = await this.serialWrite(async () => {
       const cfg = { aggregator, optimizer, seed: this.seed };
-      const next = nextCheckpoint(this.cp as Checkpoint, step, input.round, cfg, [...this.pendingAborted, record], record.endedAt);
+      const features = privacy ? { [PRIVACY_EXTENSION]: privacy.toExtension() } : {};
+      const next = nextCheckpoint(this.cp as Checkpoint, step, input.round, cfg, [...this.pendingAborted, record], record.endedAt, features);
       await this.store.commit(next);
       crashPoint('commit');
       // Only a durable commit moves the engine on; a failed one leaves the round to be run again.
       this.cp = next;
       this.optState = step.optimizer;
       this.lastAggregate = aggregator.kind === 'centered-clipping' ? step.gradient : null;
+      this.privacy = privacy ?? this.privacy;
+      this.seenUncommitted.clear();
       this.pendingAborted = [];
       this.nextAttempt = 0;
       return next.version;
     });
     // Aggregation and optimizer step, then the durable write: what a round costs once its updates are in.
     const timings = { aggregateMs: millis(t1 - t0), commitMs: millis(performance.now() - t1) };
-    log.info({ newVersion: version, accepted: record.accepted, meanQueryLoss: record.meanQueryLoss, rejected: record.rejected, ...timings }, 'round committed');
+    log.info({ newVersion: version, accepted: record.accepted, meanQueryLoss: record.meanQueryLoss, rejected: record.rejected, ...timings, ...(record.privacy ? { privacy: record.privacy } : {}) }, 'round committed');
     this.notify('round-committed', { record, version, timings });
     return record;
+  }
+
+  /** The privacy ledger after this round (not yet adopted), or null with DP off. */
+  private spendPrivacy(accepted: ReadonlyMap<string, SiteUpdate>, rate: number): PrivacyLedger | null {
+    if (!this.privacy) return null;
+    if (this.privacy.config.mode === 'central') return this.privacy.afterCentralRound(rate);
+    // Each update once: one carried over from an aborted attempt is the same object in the committing one.
+    const seen = new Map(this.seenUncommitted);
+    for (const [site, u] of accepted) seen.set(u, site);
+    return this.privacy.afterLocalRound(this.config.rounds, [...seen].map(([u, site]) => [site, u] as const));
   }
 
   private async abort(log: Logger, input: AttemptOutcome, reason: string): Promise<RoundRecord> {
     const record = buildRecord({ ...input, status: 'aborted', endedAt: this.nowIso(), reason });
     this.pendingAborted.push(record);
+    if (this.dp?.mode === 'local') for (const [site, u] of input.accepted) this.seenUncommitted.set(u, site);
     this.nextAttempt = input.attempt + 1;
     log.warn({ reason, accepted: record.accepted, rejected: record.rejected }, 'round aborted; it will be re-issued');
     try {
@@ -425,4 +533,6 @@ export class RoundEngine extends EventEmitter<EngineEvents> {
 
 interface AttemptOutcome extends Omit<RecordInput, 'status' | 'endedAt' | 'reason'> {
   attempt: number;
+  /** A securely aggregated round's unmasked sum, which the outer step takes instead of `accepted`. */
+  secureSum?: SecureSum;
 }

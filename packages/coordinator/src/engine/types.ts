@@ -1,4 +1,4 @@
-import type { WireError } from '@fedmeta/shared';
+import type { NoiseSource, WireError } from '@fedmeta/shared';
 import type { RoundRecord } from '../state/types.js';
 import type { EngineClock } from './attempt.js';
 import type { EngineConfig } from './config.js';
@@ -12,6 +12,8 @@ export interface RoundEngineOptions {
   config: EngineConfig;
   logger: Logger;
   clock?: EngineClock;
+  /** Where central DP's noise comes from (default: the operating system's generator); tests and the lab seed it. */
+  noise?: NoiseSource;
 }
 
 export interface SubmitResult {

@@ -1,5 +1,5 @@
 import { createHash, randomBytes, timingSafeEqual } from 'node:crypto';
-import { ErrorCode, FedmetaError } from '@fedmeta/shared';
+import { ErrorCode, FedmetaError, identityFromCredential } from '@fedmeta/shared';
 import type { StateStore } from './store.js';
 import type { SiteRecord } from './types.js';
 
@@ -56,6 +56,7 @@ export function createEnrollment(name: string, now: Date = new Date()): { token:
     createdAt: now.toISOString(),
     enrollmentTokenHash: hashSecret(token),
     credentialHash: null,
+    identityKey: null,
     revoked: false,
     lastSeen: null,
     usedEnrollmentTokenHash: null,
@@ -153,12 +154,42 @@ export function redeemEnrollment(
   };
 }
 
-/** Exchanges a one-time enrollment token for the site's long-lived credential; durable before it is returned. */
+/**
+ * The site's Ed25519 identity public key (hex), as secure aggregation verifies its signatures: derived from the
+ * credential (HKDF, `identityFromCredential`), so the site needs nothing beyond the credential it stores.
+ */
+export function identityKeyOf(credential: string): string {
+  return Buffer.from(identityFromCredential(credential).publicKey).toString('hex');
+}
+
+/**
+ * Exchanges a one-time enrollment token for the site's long-lived credential; durable before it is returned.
+ * The record keeps the credential's hash and the identity public key derived from it, never the credential.
+ */
 export async function enroll(store: StateStore, name: string, token: string): Promise<string> {
   const credential = newSecret(CREDENTIAL_PREFIX);
   const credentialHash = hashSecret(credential);
-  await store.updateSite(name, (cur) => redeemEnrollment(name, cur, token, credentialHash));
+  const identityKey = identityKeyOf(credential);
+  await store.updateSite(name, (cur) => ({ ...redeemEnrollment(name, cur, token, credentialHash), identityKey }));
   return credential;
+}
+
+/**
+ * The identity public key of a site that has just authenticated with `credential`. A site enrolled before the
+ * registry kept identity keys has none: it is derived from the credential now (the coordinator sees the
+ * credential at every connection anyway, so this learns nothing more than enrollment would have) and stored,
+ * so the site joins securely aggregated rounds without re-enrolling.
+ */
+export async function siteIdentity(store: StateStore, record: SiteRecord, credential: string): Promise<Uint8Array> {
+  const derived = identityKeyOf(credential);
+  if (record.identityKey !== derived) {
+    await store.updateSite(record.name, (cur) => {
+      if (!cur) throw unknownSite(record.name);
+      // A credential reissued meanwhile has its own key: leave that record alone.
+      return cur.credentialHash === record.credentialHash ? { ...cur, identityKey: derived } : cur;
+    });
+  }
+  return new Uint8Array(Buffer.from(derived, 'hex'));
 }
 
 /** The pure decision behind `authenticate`. */

@@ -26,6 +26,22 @@ export interface RoundRecord {
   meanValF1?: number;
   sites: SiteRoundMetrics[];
   reason?: string;
+  /** With differential privacy: ε spent after this round (committed rounds), at δ, against the budget. */
+  privacy?: { epsilon: number; delta: number; budget: number };
+  /**
+   * With secure aggregation: the roster, the threshold, how many sites the sum covers and who dropped out in
+   * which phase, and which per-site values were still reported in plaintext (scalars, not the update).
+   */
+  secureAggregation?: {
+    roster: number;
+    threshold: number;
+    degree: number;
+    clipNorm: number;
+    maxWeight: number;
+    contributors: number;
+    dropped: { share: number; mask: number; confirm: number; unmask: number };
+    plaintextPerSite: string[];
+  };
 }
 
 /**
@@ -63,6 +79,12 @@ export interface SiteRecord {
   enrollmentTokenHash: string | null;
   /** sha256 of the long-lived credential issued at enrollment. */
   credentialHash: string | null;
+  /**
+   * The site's Ed25519 identity public key (hex), derived from its credential (`identityFromCredential`) when the
+   * credential is issued, or at its next connection for a site enrolled before the registry kept it. Secure
+   * aggregation verifies the site's signed keys against it.
+   */
+  identityKey?: string | null;
   revoked: boolean;
   lastSeen: string | null;
   /**

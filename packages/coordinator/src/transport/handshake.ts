@@ -2,7 +2,7 @@ import type { TLSSocket } from 'node:tls';
 import { decodeHandshake, ErrorCode, FedmetaError, isFedmetaError } from '@fedmeta/shared';
 import type { HelloMessage } from '@fedmeta/shared';
 import type { ExtendedError } from 'socket.io';
-import { checkCredential, enroll, redeemEnrollment } from '../state/registry.js';
+import { checkCredential, enroll, identityKeyOf, redeemEnrollment, siteIdentity } from '../state/registry.js';
 import type { StateStore } from '../state/store.js';
 
 /**
@@ -23,6 +23,8 @@ export interface Admitted {
   agentVersion: string;
   /** Set when an enrollment token was exchanged: the credential to hand to the site, once. */
   credential?: string;
+  /** The site's Ed25519 identity public key (secure aggregation), from its registry record. */
+  identity: Uint8Array;
 }
 
 /** What the peer's TLS connection shows; null for a plain-HTTP connection. */
@@ -103,15 +105,16 @@ export async function admit(auth: unknown, peer: PeerTls | null, opts: AdmitOpti
   if (opts.requireClientCert) checkPeer(site, peer);
   const record = await opts.store.getSite(site);
   if (hello.auth.kind === 'credential') {
-    checkCredential(site, record, hello.auth.credential);
+    const current = checkCredential(site, record, hello.auth.credential);
     checkSchema(hello, opts.schemaFingerprint);
-    return { site, agentVersion: hello.agentVersion };
+    const identity = await siteIdentity(opts.store, current, hello.auth.credential);
+    return { site, agentVersion: hello.agentVersion, identity };
   }
   // A dry run of the exchange: same refusals, nothing written.
   redeemEnrollment(site, record, hello.auth.token, '0'.repeat(64));
   checkSchema(hello, opts.schemaFingerprint);
   const credential = await enroll(opts.store, site, hello.auth.token);
-  return { site, agentVersion: hello.agentVersion, credential };
+  return { site, agentVersion: hello.agentVersion, credential, identity: new Uint8Array(Buffer.from(identityKeyOf(credential), 'hex')) };
 }
 
 /** The error socket.io passes to the agent's `connect_error` listener: a sentence, and `data: { code, message }`. */

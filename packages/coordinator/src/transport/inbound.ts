@@ -41,16 +41,19 @@ function asWireError(e: unknown): WireError {
   return new FedmetaError(ErrorCode.DECODE, 'the message could not be processed; the agent must send encodeMessage() bytes').toWire();
 }
 
-function toSiteUpdate(m: UpdateMessage, vector: Float32Array): SiteUpdate {
+function toSiteUpdate(m: UpdateMessage, vector: Float32Array | null): SiteUpdate {
   const metrics: SiteUpdate['metrics'] = { supportLoss: m.metrics.supportLoss, queryLoss: m.metrics.queryLoss };
   if (m.metrics.valF1 !== undefined) metrics.valF1 = m.metrics.valF1;
-  return {
+  const u: SiteUpdate = {
     round: m.round,
     version: m.version,
     counts: { episodes: m.counts.episodes, examples: m.counts.examples },
     metrics,
     update: vector,
   };
+  if (m.privacy !== null) u.privacy = { ...m.privacy };
+  if (m.secagg !== null) u.secagg = m.secagg;
+  return u;
 }
 
 export class UpdateReceiver {
@@ -74,7 +77,8 @@ export class UpdateReceiver {
     }
     // A new header abandons a transfer left unfinished: the agent has started over.
     this.drop();
-    if (msg.update !== null) {
+    // Inline, or on a securely aggregated round without a vector at all (its keys only; the vector comes masked).
+    if (msg.update !== null || msg.secagg !== null) {
       this.opts.deliver(toSiteUpdate(msg, msg.update), reply);
       return;
     }

@@ -29,8 +29,12 @@ function transfer(event: EncodedTransfer['event'], head: Uint8Array, chunks: Uin
   return { event, head, chunks, bytes };
 }
 
-export function encodeOffer(offer: RoundOffer, chunkValues: number): EncodedTransfer {
-  const chunks = paramChunks(offer.version, offer.params, chunkValues);
+/**
+ * `shared`: the params-chunk messages of these parameters, already encoded for another site's offer (a securely
+ * aggregated round gives every site its own offer header, around the same parameters).
+ */
+export function encodeOffer(offer: RoundOffer, chunkValues: number, shared?: Uint8Array[]): EncodedTransfer {
+  const chunks = shared === undefined ? paramChunks(offer.version, offer.params, chunkValues) : shared.length > 0 ? shared : null;
   const msg: RoundOfferMessage = {
     type: 'round-offer',
     round: offer.round,
@@ -42,6 +46,7 @@ export function encodeOffer(offer: RoundOffer, chunkValues: number): EncodedTran
     chunks: chunks ? chunks.length : 0,
     deadline: Math.round(offer.deadline),
   };
+  if (offer.secagg) msg.secagg = offer.secagg;
   return transfer('round-offer', encodeMessage(msg), chunks ?? []);
 }
 

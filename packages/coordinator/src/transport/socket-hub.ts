@@ -3,17 +3,19 @@ import type { Server as HttpsServer } from 'node:https';
 import { Server } from 'socket.io';
 import type { Socket } from 'socket.io';
 import { Decoder, Encoder } from 'socket.io-parser';
-import { chunkCount, encodeMessage, ErrorCode, FedmetaError, isFedmetaError, PROTOCOL_LIMITS, PROTOCOL_VERSION } from '@fedmeta/shared';
+import { chunkCount, chunkRange, decodeMessageOf, encodeMessage, ErrorCode, FedmetaError, isFedmetaError, PROTOCOL_LIMITS, PROTOCOL_VERSION } from '@fedmeta/shared';
 import type {
   AckMessage,
   ClientToServerEvents,
   ErrorMessage,
+  SecAggMaskedWire,
+  SecAggSiteWire,
   ServerToClientEvents,
   WelcomeMessage,
   WireError,
 } from '@fedmeta/shared';
 import type { Logger } from 'pino';
-import type { PresenceHandler, RoundOffer, SiteHub, SiteUpdate, UpdateAck, UpdateHandler } from '../engine/hub.js';
+import type { PresenceHandler, RoundOffer, SecAggHandler, SecAggToSite, SiteHub, SiteUpdate, UpdateAck, UpdateHandler } from '../engine/hub.js';
 import type { StateStore } from '../state/store.js';
 import { admit, connectError, peerTls } from './handshake.js';
 import { UpdateReceiver } from './inbound.js';
@@ -53,6 +55,7 @@ interface SocketData {
   site: string;
   agentVersion: string;
   credential?: string;
+  identity?: Uint8Array;
 }
 
 type HubSocket = Socket<ClientToServerEvents, ServerToClientEvents, Record<string, never>, SocketData>;
@@ -73,7 +76,8 @@ const PARSER = { Encoder, Decoder: OneAttachmentDecoder };
 
 const ALL_SITES = 'sites';
 const roomOf = (site: string): string => `site:${site}`;
-const UPDATE_EVENTS: ReadonlySet<unknown> = new Set(['update', 'update-chunk']);
+const SECAGG_EVENTS = ['secagg-shares', 'secagg-masked', 'secagg-confirm', 'secagg-unmask'] as const;
+const UPDATE_EVENTS: ReadonlySet<unknown> = new Set(['update', 'update-chunk', ...SECAGG_EVENTS]);
 
 function wire(code: ErrorCode, message: string): WireError {
   return new FedmetaError(code, message).toWire();
@@ -98,6 +102,11 @@ export class SocketHub implements SiteHub {
   private readonly refused: Record<string, number> = {};
   private readonly pendingReply = new Map<string, Reply>();
   private readonly offers = new WeakMap<RoundOffer, EncodedTransfer>();
+  /** Encoded params-chunk messages by parameter vector: shared by the per-site offers of a secure round. */
+  private readonly offerChunks = new WeakMap<Float32Array, Uint8Array[]>();
+  private readonly secAggHandlers: SecAggHandler[] = [];
+  /** Identity public keys of the connected sites, from their registry records at admission. */
+  private readonly identities = new Map<string, Uint8Array>();
   private lastRelease: { version: number; transfer: EncodedTransfer } | null = null;
   /** The round each site was last offered: what an unreadable message is taken to be about, in logs and acks. */
   private readonly offeredRound = new Map<string, number>();
@@ -149,9 +158,10 @@ export class SocketHub implements SiteHub {
   sendOffer(site: string, offer: RoundOffer): void {
     let t = this.offers.get(offer);
     if (!t) {
-      // The engine hands every sampled site the same offer object: encode it once.
-      t = encodeOffer(offer, this.limits.chunkValues);
+      // The engine hands every sampled site the same offer object (on a secure round, the same parameters): encode them once.
+      t = encodeOffer(offer, this.limits.chunkValues, this.offerChunks.get(offer.params));
       this.offers.set(offer, t);
+      this.offerChunks.set(offer.params, t.chunks);
     }
     sendTransfer(this.emitter(roomOf(site)), t);
     this.offeredRound.set(site, offer.round);
@@ -183,6 +193,27 @@ export class SocketHub implements SiteHub {
 
   onPresence(handler: PresenceHandler): void {
     this.presenceHandlers.push(handler);
+  }
+
+  identity(site: string): Uint8Array | null {
+    const id = this.identities.get(site);
+    return id ? id.slice() : null;
+  }
+
+  sendSecAgg(site: string, msg: SecAggToSite): void {
+    let bytes: Uint8Array;
+    try {
+      bytes = encodeMessage(msg);
+    } catch (e) {
+      this.log.error({ err: e, site, type: msg.type }, 'could not encode a secure-aggregation message');
+      return;
+    }
+    this.io.to(roomOf(site)).emit(msg.type, bytes);
+    this.log.debug({ site, round: msg.round, type: msg.type, bytes: bytes.byteLength }, 'secure-aggregation message sent');
+  }
+
+  onSecAgg(handler: SecAggHandler): void {
+    this.secAggHandlers.push(handler);
   }
 
   // ------------------------------------------------------------------------------------------ operations
@@ -241,7 +272,7 @@ export class SocketHub implements SiteHub {
         requireClientCert: this.opts.requireClientCert ?? false,
       });
       if (!this.source) throw new FedmetaError(ErrorCode.NOT_READY, 'the coordinator is shutting down; the agent retries');
-      socket.data = a.credential ? { site: a.site, agentVersion: a.agentVersion, credential: a.credential } : { site: a.site, agentVersion: a.agentVersion };
+      socket.data = { site: a.site, agentVersion: a.agentVersion, identity: a.identity, ...(a.credential ? { credential: a.credential } : {}) };
       next();
     } catch (e) {
       const err = connectError(e);
@@ -254,7 +285,7 @@ export class SocketHub implements SiteHub {
   }
 
   private attach(socket: HubSocket): void {
-    const { site, agentVersion, credential } = socket.data;
+    const { site, agentVersion, credential, identity } = socket.data;
     const log = this.log.child({ site });
     const old = this.sockets.get(site);
     if (old && old !== socket) {
@@ -263,6 +294,8 @@ export class SocketHub implements SiteHub {
       old.disconnect(true);
     }
     this.sockets.set(site, socket);
+    if (identity) this.identities.set(site, identity);
+    else this.identities.delete(site);
     this.seen.set(site, new Date().toISOString());
     void socket.join([ALL_SITES, roomOf(site)]);
 
@@ -287,12 +320,18 @@ export class SocketHub implements SiteHub {
     });
     socket.on('update', (payload, ack) => receiver.onUpdate(payload, this.replier(site, ack, log)));
     socket.on('update-chunk', (payload, ack) => receiver.onChunk(payload, this.replier(site, ack, log)));
+    const masked = new MaskedAssembler(this.opts.paramCount, this.opts.transferTimeoutMs ?? 600_000);
+    for (const event of SECAGG_EVENTS) {
+      socket.on(event, (payload, ack) => this.onSecAggMessage(site, event, payload, this.replier(site, ack, log), masked));
+    }
     socket.on('error', (err) => log.warn({ err }, 'socket error'));
     socket.on('disconnect', (reason) => {
       receiver.close();
+      masked.drop();
       this.seen.set(site, new Date().toISOString());
       if (this.sockets.get(site) === socket) {
         this.sockets.delete(site);
+        this.identities.delete(site);
         this.pendingReply.delete(site);
         this.offeredRound.delete(site);
         this.announce(site, false);
@@ -350,6 +389,46 @@ export class SocketHub implements SiteHub {
     }
   }
 
+  /**
+   * A secure-aggregation message: decoded and validated against the model's size, a masked update gathered
+   * from its pieces, then judged by the engine, whose verdict is the acknowledgement.
+   */
+  private onSecAggMessage(site: string, event: (typeof SECAGG_EVENTS)[number], payload: unknown, reply: Reply, masked: MaskedAssembler): void {
+    let msg: SecAggSiteWire;
+    let chunk: number | undefined;
+    try {
+      msg = decodeMessageOf(event, payload as Uint8Array, { maxBytes: this.limits.maxMessageBytes, expectedLength: () => this.opts.paramCount }) as SecAggSiteWire;
+      if (msg.type === 'secagg-masked') {
+        chunk = msg.index;
+        const whole = masked.add(msg);
+        if (whole === null) {
+          reply({ round: msg.round, accepted: true, chunk });
+          return;
+        }
+        msg = whole;
+      }
+    } catch (e) {
+      masked.drop();
+      reply({ round: -1, accepted: false, error: isFedmetaError(e) ? e.toWire() : wire(ErrorCode.DECODE, 'the message could not be processed; the agent must send encodeMessage() bytes'), ...(chunk === undefined ? {} : { chunk }) });
+      return;
+    }
+    const handler = this.secAggHandlers[0];
+    if (!handler || !this.source) {
+      reply({ round: msg.round, accepted: false, error: wire(ErrorCode.NOT_READY, 'the coordinator is not taking secure-aggregation messages yet') });
+      return;
+    }
+    let verdict: UpdateAck;
+    try {
+      verdict = handler(site, msg);
+    } catch (e) {
+      this.log.child({ site, round: msg.round }).error({ err: e }, 'a secure-aggregation handler threw');
+      verdict = { round: msg.round, accepted: false, error: wire(ErrorCode.NOT_READY, 'the coordinator could not take the message') };
+    }
+    const v: Verdict = { round: verdict.round, accepted: verdict.accepted, fromEngine: true, ...(chunk === undefined ? {} : { chunk }) };
+    if (verdict.error) v.error = verdict.error;
+    reply(v);
+  }
+
   /** One reply per message: counts and logs a refusal, then answers through the acknowledgement when there is one. */
   private replier(site: string, ack: unknown, log: Logger): Reply {
     let done = false;
@@ -402,5 +481,45 @@ export class SocketHub implements SiteHub {
   private emitter(to: string | HubSocket): Emitter {
     const target = typeof to === 'string' ? this.io.to(to) : to;
     return { emit: (event, payload) => target.emit(event, payload) };
+  }
+}
+
+/**
+ * Gathers one site's masked update from its pieces (laid out over dim + 1 words, as the schema has checked),
+ * for the engine, which takes it whole. A piece of another round, attempt or piece count starts over; a
+ * transfer left unfinished is dropped after the timeout.
+ */
+class MaskedAssembler {
+  private cur: { round: number; attempt: number; count: number; bytes: Uint8Array; seen: Set<number>; timer: ReturnType<typeof setTimeout> } | null = null;
+
+  constructor(
+    private readonly dim: number,
+    private readonly timeoutMs: number,
+  ) {}
+
+  add(m: SecAggMaskedWire): SecAggMaskedWire | null {
+    if (m.count === 1) {
+      this.drop();
+      return m;
+    }
+    let c = this.cur;
+    if (c === null || c.round !== m.round || c.attempt !== m.attempt || c.count !== m.count) {
+      this.drop();
+      const timer = setTimeout(() => this.drop(), this.timeoutMs);
+      timer.unref();
+      c = this.cur = { round: m.round, attempt: m.attempt, count: m.count, bytes: new Uint8Array(4 * (this.dim + 1)), seen: new Set(), timer };
+    }
+    if (c.seen.has(m.index)) throw new FedmetaError(ErrorCode.CHUNK, `masked piece ${m.index} arrived twice; resend the masked update from its first piece`);
+    c.bytes.set(m.masked, 4 * chunkRange(this.dim + 1, m.count, m.index).start);
+    c.seen.add(m.index);
+    if (c.seen.size < c.count) return null;
+    const whole: SecAggMaskedWire = { type: 'secagg-masked', round: m.round, attempt: m.attempt, site: m.site, index: 0, count: 1, masked: c.bytes };
+    this.drop();
+    return whole;
+  }
+
+  drop(): void {
+    if (this.cur) clearTimeout(this.cur.timer);
+    this.cur = null;
   }
 }

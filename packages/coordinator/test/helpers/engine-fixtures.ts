@@ -4,7 +4,7 @@ import type { Logger } from 'pino';
 import type { ParamManifest } from '@fedmeta/shared';
 import type { Checkpoint } from '../../src/state/types.js';
 import type { EngineConfig, RoundsConfig } from '../../src/engine/config.js';
-import type { RoundOffer, SiteUpdate } from '../../src/engine/hub.js';
+import type { PlainSiteUpdate, RoundOffer } from '../../src/engine/hub.js';
 import type { OfferHandler } from '../../src/engine/memory-hub.js';
 
 export const delay = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
@@ -116,7 +116,7 @@ export function quadraticSite(target: Float32Array, options: QuadraticSiteOption
   };
 }
 
-export function quadraticUpdate(offer: RoundOffer, target: Float32Array, examples = 100, valF1?: number): SiteUpdate {
+export function quadraticUpdate(offer: RoundOffer, target: Float32Array, examples = 100, valF1?: number): PlainSiteUpdate {
   const p = offer.params;
   const update = new Float32Array(p.length);
   let loss = 0;
@@ -125,7 +125,7 @@ export function quadraticUpdate(offer: RoundOffer, target: Float32Array, example
     update[i] = 2 * d;
     loss += d * d;
   }
-  const u: SiteUpdate = {
+  const u: PlainSiteUpdate = {
     round: offer.round,
     version: offer.version,
     counts: { episodes: offer.task.episodes, examples },

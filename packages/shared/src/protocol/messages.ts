@@ -2,13 +2,14 @@ import type { ErrorCode } from '../errors.js';
 import type { ModelSpec } from '../model/spec.js';
 import type { ParamManifest } from '../params.js';
 import type { RoundTask } from './task.js';
+import type { SecAggOffer, SecAggServerWire, SecAggSiteWire, SecAggUpdateFields } from './secagg.js';
 
 /**
  * Wire protocol between the coordinator and its sites. Every message is one msgpack-encoded object whose
  * `type` names it; the socket.io event that carries it has the same name, so both ends share one vocabulary.
  * Bump PROTOCOL_VERSION on any change a peer of the previous version could not read.
  */
-export const PROTOCOL_VERSION = 2;
+export const PROTOCOL_VERSION = 3;
 export type ProtocolVersion = typeof PROTOCOL_VERSION;
 
 /**
@@ -89,7 +90,9 @@ export interface PrivacyReport {
 /**
  * A site's answer to a round offer: the mean meta-gradient over its episodes, in the offer's manifest layout.
  * When the vector is too large for one message, `update` is null and `chunks` update-chunk messages follow;
- * otherwise `chunks` is 0.
+ * otherwise `chunks` is 0. On a securely aggregated round (the offer carried `secagg`) the vector never
+ * travels: `update` is null, `chunks` is 0 and `secagg` holds the attempt answered and the site's signed keys;
+ * the vector follows masked, in secagg-masked messages.
  */
 export interface UpdateMessage {
   type: 'update';
@@ -100,8 +103,8 @@ export interface UpdateMessage {
   metrics: UpdateMetrics;
   update: Float32Array | null;
   chunks: number;
-  /** Reserved for masked vectors under secure aggregation; always null in this protocol version. */
-  secagg: null;
+  /** Set exactly on securely aggregated rounds (see above); null otherwise. */
+  secagg: SecAggUpdateFields | null;
   privacy: PrivacyReport | null;
 }
 
@@ -152,6 +155,8 @@ export interface RoundOfferMessage {
   chunks: number;
   /** Epoch milliseconds after which the coordinator no longer accepts updates for this round. */
   deadline: number;
+  /** Present when the round is securely aggregated: the roster and settings this site joins with. */
+  secagg?: SecAggOffer;
 }
 
 /** A piece of the parameters of `version`, for a round offer or a release. */
@@ -189,19 +194,28 @@ export interface ErrorMessage {
   message: string;
 }
 
-export type SiteMessage = HelloMessage | UpdateMessage | UpdateChunkMessage;
+export type SiteMessage = HelloMessage | UpdateMessage | UpdateChunkMessage | SecAggSiteWire;
 export type ServerMessage =
   | WelcomeMessage
   | RoundOfferMessage
   | ParamsChunkMessage
   | AckMessage
   | ReleaseMessage
-  | ErrorMessage;
+  | ErrorMessage
+  | SecAggServerWire;
 export type Message = SiteMessage | ServerMessage;
 export type MessageType = Message['type'];
 export type MessageOf<T extends MessageType> = Extract<Message, { type: T }>;
 
-export const SITE_MESSAGE_TYPES = ['hello', 'update', 'update-chunk'] as const satisfies readonly SiteMessage['type'][];
+export const SITE_MESSAGE_TYPES = [
+  'hello',
+  'update',
+  'update-chunk',
+  'secagg-shares',
+  'secagg-masked',
+  'secagg-confirm',
+  'secagg-unmask',
+] as const satisfies readonly SiteMessage['type'][];
 export const SERVER_MESSAGE_TYPES = [
   'welcome',
   'round-offer',
@@ -209,6 +223,10 @@ export const SERVER_MESSAGE_TYPES = [
   'ack',
   'release',
   'error',
+  'secagg-keys',
+  'secagg-delivery',
+  'secagg-survivors',
+  'secagg-confirmations',
 ] as const satisfies readonly ServerMessage['type'][];
 
 // ---------------------------------------------------------------------------------------------- socket.io events
@@ -223,6 +241,10 @@ export const SERVER_MESSAGE_TYPES = [
 export interface ClientToServerEvents {
   update: (payload: Uint8Array, ack: (reply: Uint8Array) => void) => void;
   'update-chunk': (payload: Uint8Array, ack: (reply: Uint8Array) => void) => void;
+  'secagg-shares': (payload: Uint8Array, ack: (reply: Uint8Array) => void) => void;
+  'secagg-masked': (payload: Uint8Array, ack: (reply: Uint8Array) => void) => void;
+  'secagg-confirm': (payload: Uint8Array, ack: (reply: Uint8Array) => void) => void;
+  'secagg-unmask': (payload: Uint8Array, ack: (reply: Uint8Array) => void) => void;
 }
 
 export interface ServerToClientEvents {
@@ -231,6 +253,10 @@ export interface ServerToClientEvents {
   'params-chunk': (payload: Uint8Array) => void;
   release: (payload: Uint8Array) => void;
   error: (payload: Uint8Array) => void;
+  'secagg-keys': (payload: Uint8Array) => void;
+  'secagg-delivery': (payload: Uint8Array) => void;
+  'secagg-survivors': (payload: Uint8Array) => void;
+  'secagg-confirmations': (payload: Uint8Array) => void;
 }
 
 /** The shape of the socket.io `auth` object a site sends: the hello message itself, as plain JSON. */

@@ -4,6 +4,7 @@ import { assertChunkLayout, chunkRange } from './chunks.js';
 import { PROTOCOL_LIMITS as L, PROTOCOL_VERSION, type Message, type MessageType } from './messages.js';
 import { manifest, modelSpec } from './model-fields.js';
 import { checkPlain, checkRecord, fail, FieldSet, finite, floats, int, num, PRINTABLE, safeLabel, siteName, str } from './schema.js';
+import { checkSecAggMessage, checkSecAggOffer, checkSecAggUpdateFields } from './secagg.js';
 
 /**
  * The strict schema of every message, written out by hand: a decoded value is accepted only if it is
@@ -39,8 +40,9 @@ const WELCOME = new FieldSet(
   ['type', 'protocolVersion', 'site', 'currentVersion', 'round', 'released', 'chunkValues', 'maxMessageBytes'],
   ['credential'],
 );
-const ROUND_OFFER = new FieldSet(['type', 'round', 'version', 'task', 'spec', 'manifest', 'params', 'chunks', 'deadline']);
-const TASK = new FieldSet(['algorithm', 'innerSteps', 'innerLr', 'shots', 'queryShots', 'episodes', 'seed']);
+const ROUND_OFFER = new FieldSet(['type', 'round', 'version', 'task', 'spec', 'manifest', 'params', 'chunks', 'deadline'], ['secagg']);
+const TASK = new FieldSet(['algorithm', 'innerSteps', 'innerLr', 'shots', 'queryShots', 'episodes', 'seed'], ['dp']);
+const TASK_DP = new FieldSet(['clipNorm', 'noiseMultiplier']);
 const PARAMS_CHUNK = new FieldSet(['type', 'version', 'index', 'count', 'values']);
 const ACK = new FieldSet(['type', 'round', 'accepted'], ['chunk', 'error']);
 const WIRE_ERROR = new FieldSet(['code', 'message']);
@@ -85,6 +87,16 @@ export function validateMessage(value: unknown, opts: ValidateOptions = {}): Mes
       return ack(root);
     case 'error':
       return error(root);
+    case 'secagg-shares':
+    case 'secagg-masked':
+    case 'secagg-confirm':
+    case 'secagg-unmask':
+    case 'secagg-keys':
+    case 'secagg-delivery':
+    case 'secagg-survivors':
+    case 'secagg-confirmations':
+      checkSecAggMessage(root, type, opts.expectedLength?.(root as unknown as Message));
+      return root as unknown as Message;
     default:
       return fail('message', `has the unknown type ${safeLabel(type)}`);
   }
@@ -137,9 +149,14 @@ function update(o: Record<string, unknown>, opts: ValidateOptions): Message {
   num(m['queryLoss'], 'update.metrics.queryLoss', 0, Number.MAX_VALUE);
   if (m['queryAccuracy'] !== undefined) num(m['queryAccuracy'], 'update.metrics.queryAccuracy', 0, 1);
   if (m['valF1'] !== undefined) num(m['valF1'], 'update.metrics.valF1', 0, 1);
-  if (o['secagg'] !== null) fail('update.secagg', `is reserved and must be null in protocol version ${PROTOCOL_VERSION}`);
   if (o['privacy'] !== null) privacy(o['privacy']);
   const vec = o['update'] === null ? null : floats(o['update'], 'update.update');
+  if (o['secagg'] !== null) {
+    // Securely aggregated: the vector never travels in an update message, only masked in secagg-masked ones.
+    checkSecAggUpdateFields(o['secagg'], 'update.secagg');
+    if (vec !== null || o['chunks'] !== 0) fail('update.update', 'must be null with 0 chunks when update.secagg is set: the vector travels masked');
+    return o as unknown as Message;
+  }
   chunksField(o['chunks'], vec, 'update');
   vectorLength(o as unknown as Message, vec, o['chunks'] as number, 'update.update', opts);
   if (vec !== null) finite(vec, 'update.update');
@@ -191,6 +208,7 @@ function model(o: Record<string, unknown>, type: 'round-offer' | 'release', opts
     int(o['round'], `${type}.round`, 0, MAX);
     int(o['deadline'], `${type}.deadline`, 0, MAX);
     task(o['task']);
+    if (o['secagg'] !== undefined) checkSecAggOffer(o['secagg'], 'round-offer.secagg');
   }
   const size = manifest(o['manifest'], `${type}.manifest`);
   modelSpec(o['spec'], o['manifest'] as ParamManifest, `${type}.spec`, `${type}.manifest`);
@@ -220,6 +238,11 @@ function task(v: unknown): void {
   int(t['queryShots'], 'round-offer.task.queryShots', 0, 1_000_000);
   int(t['episodes'], 'round-offer.task.episodes', 1, 1_000_000);
   int(t['seed'], 'round-offer.task.seed', 0, MAX);
+  if (t['dp'] !== undefined) {
+    const dp = checkRecord(t['dp'], 'round-offer.task.dp', TASK_DP);
+    num(dp['clipNorm'], 'round-offer.task.dp.clipNorm', Number.MIN_VALUE, Number.MAX_VALUE);
+    num(dp['noiseMultiplier'], 'round-offer.task.dp.noiseMultiplier', Number.MIN_VALUE, Number.MAX_VALUE);
+  }
 }
 
 function ack(o: Record<string, unknown>): Message {
