@@ -2,7 +2,7 @@ import { aggregate, createOptimizer, ErrorCode, FedmetaError } from '@fedmeta/sh
 import type { AggregatorConfig, OptimizerConfig, OptimizerState } from '@fedmeta/shared';
 import type { Checkpoint, RoundRecord } from '../state/types.js';
 import type { SiteUpdate } from './hub.js';
-import { allFinite } from './records.js';
+import { allFinite, boundHistory } from './records.js';
 import { centralMean, noiseSecureSum } from './privacy.js';
 import type { CentralRound } from './privacy.js';
 import { LAST_AGGREGATE_KEY } from './restore.js';
@@ -109,7 +109,7 @@ export function nextCheckpoint(
     optimizer: step.optimizer,
     aggregator: { ...config.aggregator },
     rngState: [config.seed],
-    history: [...base.history, ...history],
+    history: boundHistory([...base.history, ...history], base.released),
     createdAt,
     extensions,
   };

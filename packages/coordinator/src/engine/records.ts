@@ -116,3 +116,37 @@ export function pickBestVersion(history: readonly RoundRecord[], available: Read
   }
   return best?.fromVersion ?? null;
 }
+
+/** Round summaries the checkpoint keeps (besides those of released versions): the dashboard's curves, `release --best`. */
+export const HISTORY_ROUNDS = 1000;
+/**
+ * Per-site metrics kept in the checkpoint, counted over the kept rounds, newest first: with 10 sites, those of
+ * every kept round; with 1,000 sites, those of the last 20. Older records keep their summary only.
+ */
+export const SITE_DETAIL_BUDGET = 20_000;
+
+/**
+ * The history a checkpoint keeps. The checkpoint is rewritten at every commit, so an unbounded history would
+ * make each round slower and the state directory larger for as long as the federation runs: this keeps the
+ * newest HISTORY_ROUNDS records, plus the committed records of released versions (whose scores `release
+ * --best` and the dashboard still show), and drops per-site metrics beyond SITE_DETAIL_BUDGET entries. The
+ * full record of every round is also in the coordinator's log ('round committed', 'round aborted').
+ */
+export function boundHistory(records: readonly RoundRecord[], released: readonly number[]): RoundRecord[] {
+  const keepVersion = new Set(released);
+  const out: RoundRecord[] = [];
+  let detail = SITE_DETAIL_BUDGET;
+  for (let i = records.length - 1; i >= 0; i--) {
+    const r = records[i] as RoundRecord;
+    const recent = records.length - i <= HISTORY_ROUNDS;
+    if (!recent && !(r.status === 'committed' && keepVersion.has(r.fromVersion))) continue;
+    if (r.sites.length <= detail) {
+      detail -= r.sites.length;
+      out.push(r);
+    } else {
+      detail = 0;
+      out.push(r.sites.length === 0 ? r : { ...r, sites: [] });
+    }
+  }
+  return out.reverse();
+}
