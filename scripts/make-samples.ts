@@ -1,7 +1,7 @@
-// Rebuilds the small dataset samples shipped in data/ from the reference copies beside the repository.
-// A developer runs it by hand; tests and the demo only read the committed samples, never the source files.
+// Rebuilds the small dataset samples shipped in data/ from full copies of the source datasets (each data/*/README.md
+// says where to get them). A developer runs it by hand; tests and the demo only read the committed samples.
 //
-//   node --import tsx scripts/make-samples.ts [--from ../shared/data] [--out data] [--seed 2017]
+//   node --import tsx scripts/make-samples.ts --from <folder holding the source datasets> [--out data] [--seed 2017]
 //
 // Each sample is drawn per class with a seeded reservoir (uniform over the class, reproducible), rows keep
 // their original order, fields are written back unchanged (RFC 4180 quoting only where a field needs it),
@@ -133,13 +133,18 @@ async function makeSample(spec: SampleSpec, from: string, out: string, seed: num
   for (const c of reservoirs.counts()) console.log(`  ${c.label}: ${c.kept} of ${c.seen}`);
 }
 
-function arg(name: string, fallback: string): string {
+function arg(name: string, fallback?: string): string {
   const i = process.argv.indexOf(`--${name}`);
-  return i >= 0 && process.argv[i + 1] !== undefined ? process.argv[i + 1]! : fallback;
+  const v = i >= 0 ? process.argv[i + 1] : fallback;
+  if (v === undefined) {
+    process.stderr.write(`--${name} is required: the folder holding the full source datasets (see data/*/README.md for where to get them)\n`);
+    process.exit(2);
+  }
+  return v;
 }
 
 const root = fileURLToPath(new URL('..', import.meta.url));
-const from = resolve(root, arg('from', '../shared/data'));
+const from = resolve(root, arg('from'));
 const out = resolve(root, arg('out', 'data'));
 const seed = Number(arg('seed', '2017'));
 for (const spec of SPECS) await makeSample(spec, from, out, seed);
