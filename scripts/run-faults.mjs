@@ -75,6 +75,10 @@ export async function runFaults({ profile = 'suite', filters = [] } = {}) {
 
 async function main() {
   const opts = parseArgs(process.argv.slice(2));
+  if (faultFiles(opts.filters).length === 0) {
+    process.stderr.write(`run-faults: no fault file under test/faults matches ${opts.filters.join(', ')}\n`);
+    process.exit(2);
+  }
   const { status, rows, files, wallMs } = await runFaults(opts);
   const { tsImport } = await import('tsx/esm/api');
   const { formatTable } = await tsImport('../test/faults/helpers/report.ts', import.meta.url);

@@ -92,7 +92,7 @@ function attempts(lines: readonly LogLine[]): Attempt[] {
   return [...out.values()];
 }
 
-test(`churn: ${DROP} of ${N} agents (30%) killed mid-round, random kills and restarts, SIGSTOP partitions; every round commits at quorum or aborts at its deadline and is re-issued`, { timeout: 600_000 }, async () => {
+test(`churn: ${DROP} of ${N} agents (30%) killed mid-round, random kills and restarts, SIGSTOP partitions; every round commits at quorum or aborts at its deadline and is re-issued`, { timeout: Math.max(600_000, (60 + 30 * (profile.dropRounds + profile.partitions) + 2 * profile.churnSeconds) * 1000) }, async () => {
   const from = coordinator.logs.length;
   const t0 = Date.now();
 

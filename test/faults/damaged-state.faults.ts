@@ -1,10 +1,11 @@
 // Damaged state on disk. The newest checkpoint truncated or with one bit flipped: the coordinator process still
-// starts, on the previous good version, and its log says so. Every checkpoint damaged: it refuses to start, with a
-// non-zero exit and a message that says what to do, instead of silently beginning a new federation. Many more
+// starts, on the previous good version, and its log says so. A directory it cannot trust (every checkpoint damaged,
+// the checkpoints gone from under their manifest, the site registry damaged): it refuses to start, with a non-zero
+// exit and a message that says what to do, instead of silently beginning a new federation. Many more
 // cuts and flips are checked through FileStateStore itself, which is what the coordinator opens.
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { readdirSync, readFileSync, truncateSync, writeFileSync } from 'node:fs';
+import { readdirSync, readFileSync, rmSync, truncateSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { ErrorCode, featureDim, initialOptimizerState, resolveSchema, schemaFingerprint } from '@fedmeta/shared';
 import { FileStateStore, digestState, initialCheckpoint, loadCoordinatorConfig, type Checkpoint } from '@fedmeta/coordinator';
@@ -104,7 +105,7 @@ test('a truncated or bit-flipped newest checkpoint: FileStateStore detects every
   });
 });
 
-test('the coordinator process starts on the previous good checkpoint and says so; with every checkpoint damaged it exits non-zero with a clear message', { timeout: 120_000 }, async () => {
+test('the coordinator process starts on the previous good checkpoint and says so; on a directory it cannot trust it exits non-zero with a clear message', { timeout: 120_000 }, async () => {
   const cut = copy('proc-cut');
   const f1 = checkpointFile(cut, LATEST);
   truncateSync(f1, Math.floor(readFileSync(f1).length / 2));
@@ -117,13 +118,21 @@ test('the coordinator process starts on the previous good checkpoint and says so
     if (v % 2 === 0) truncateSync(f, Math.floor(readFileSync(f).length / 3));
     else flipBit(f, 40 + v, v);
   }
+  // Two more directories that cannot be trusted: the manifest records a federation whose checkpoint files are
+  // gone, and a site registry (which has no older copy) with one bit flipped.
+  const emptied = copy('proc-gone');
+  for (let v = 0; v <= LATEST; v++) rmSync(checkpointFile(emptied, v));
+  const registry = copy('proc-sites');
+  flipBit(join(registry, 'sites.fmst'), 24, 5);
 
   const procs = [
     ['truncated', cut],
     ['bit-flipped', flipped],
     ['all damaged', ruined],
+    ['checkpoints gone', emptied],
+    ['site registry damaged', registry],
   ].map(([label, dir]) => fed.group.start(`coordinator (${label})`, coordinatorArgs(dir as string), { env: cleanEnv(), cwd: ROOT }));
-  const [c1, c2, c3] = procs as [Proc, Proc, Proc];
+  const [c1, c2, c3, c4, c5] = procs as [Proc, Proc, Proc, Proc, Proc];
 
   for (const [c, what] of [
     [c1, 'truncated'],
@@ -137,21 +146,31 @@ test('the coordinator process starts on the previous good checkpoint and says so
     assert.match(said['msg'] as string, new RegExp(`FELL BACK to version ${LATEST - 1} .*version ${LATEST} `));
     c.signal('SIGTERM');
   }
-  const exit = await c3.exited;
-  assert.notEqual(exit.code, 0, 'it refuses to start');
-  assert.equal(exit.signal, null);
-  const text = c3.err.join('\n');
-  assert.match(text, new RegExp(ErrorCode.STATE_CORRUPT));
-  assert.match(text, /no checkpoint in .* verifies/);
-  assert.match(text, /restore the directory from a backup/);
-  assert.ok(!c3.logs.some((l) => l['msg'] === 'coordinator ready' || l['msg'] === 'initialised the federation state'), 'it did not start a new federation');
+  const refusals: [Proc, RegExp, RegExp][] = [
+    [c3, /no checkpoint in .* verifies/, /restore the directory from a backup/],
+    [c4, new RegExp(`held a federation, but its manifest records version ${LATEST} but no checkpoint file is left`), /restore the directory from a backup/],
+    [c5, /the site registry .*sites\.fmst is damaged/, /restore it from a backup/],
+  ];
+  const codes: (number | null)[] = [];
+  for (const [c, why, todo] of refusals) {
+    const exit = await c.exited;
+    codes.push(exit.code);
+    assert.ok(exit.code !== null && exit.code !== 0, `${c.name}: it refuses to start (exit ${JSON.stringify(exit)})`);
+    assert.equal(exit.signal, null);
+    const text = c.err.join('\n');
+    assert.match(text, new RegExp(ErrorCode.STATE_CORRUPT), c.name);
+    assert.match(text, why, c.name);
+    assert.match(text, todo, `${c.name}: the message says what to do`);
+    assert.ok(!c.logs.some((l) => l['msg'] === 'coordinator ready' || l['msg'] === 'initialised the federation state'), `${c.name}: it did not start a new federation`);
+  }
   assert.equal(readdirSync(ruined).filter((n) => n.endsWith('.fmck')).length, LATEST + 1, 'every file is left for the operator');
+  assert.equal(readdirSync(emptied).filter((n) => n.endsWith('.fmck')).length, 0, 'no fresh checkpoint was written over the lost federation');
   await Promise.all([c1.exited, c2.exited]);
   recordRow({
     scenario: 'damaged state (process)',
-    injected: 'newest checkpoint truncated; newest bit-flipped; every checkpoint damaged',
-    held: `started on version ${LATEST - 1} and logged FELL BACK (2/2); all damaged: exit ${exit.code}, ${ErrorCode.STATE_CORRUPT}, no fresh start`,
-    figures: `3 coordinator processes; ${LATEST + 1} files left untouched when nothing verifies`,
+    injected: 'newest checkpoint truncated; newest bit-flipped; untrusted directories: every checkpoint damaged, checkpoints deleted under a manifest, site registry bit-flipped',
+    held: `started on version ${LATEST - 1} and logged FELL BACK (2/2); untrusted: ${refusals.length}/${refusals.length} refused (exit ${codes.join(', ')}, ${ErrorCode.STATE_CORRUPT}, what to do), no fresh start`,
+    figures: `5 coordinator processes; ${LATEST + 1} files left untouched when nothing verifies`,
   });
 });
 

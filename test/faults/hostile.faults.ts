@@ -158,12 +158,15 @@ before(async () => {
 });
 
 after(async () => {
-  for (const c of cleanups) await c();
-  await running?.close();
-  await fed?.close();
+  try {
+    for (const c of cleanups) await c();
+    await running?.close();
+  } finally {
+    await fed?.close();
+  }
 });
 
-test(`fuzzing: ${profile.fuzzMessages} mutated messages from an authenticated agent and an unauthenticated peer; honest rounds go on`, { timeout: 600_000 }, async () => {
+test(`fuzzing: ${profile.fuzzMessages} mutated messages from an authenticated agent and an unauthenticated peer; honest rounds go on`, { timeout: Math.max(600_000, 3 * profile.fuzzMessages) }, async () => {
   await until(() => (committed.length >= 1 ? true : undefined), 60_000, 'a first honest round');
   const rssBefore = rssMb();
   const rejectedBefore = running.hub.rejectionCounts();
@@ -198,6 +201,7 @@ test(`fuzzing: ${profile.fuzzMessages} mutated messages from an authenticated ag
 
   const sent = auth.sent + unauth.sent;
   assert.ok(sent >= profile.fuzzMessages, `${sent} messages sent`);
+  assert.equal(authRun.extTypes, 256, 'every msgpack extension type (-128..127) was sent');
   assert.ok(running.engine.ready, 'the coordinator is up');
   assert.equal(h.failures, 0, 'every health probe was answered');
   assert.ok(h.maxMs < 3000, `the coordinator never stalled (slowest health answer ${h.maxMs.toFixed(0)} ms)`);
@@ -221,7 +225,7 @@ test(`fuzzing: ${profile.fuzzMessages} mutated messages from an authenticated ag
   const kinds = Object.keys(auth.byKind).length + Object.keys(unauth.byKind).length;
   recordRow({
     scenario: 'fuzz: authenticated agent',
-    injected: `${auth.sent} mutated update/chunk/event messages (${Object.keys(auth.byKind).length} kinds: ${Object.keys(auth.byKind).join(', ')})`,
+    injected: `${auth.sent} mutated update/chunk/event messages (${Object.keys(auth.byKind).length} kinds: ${Object.keys(auth.byKind).join(', ')}; all ${authRun.extTypes} msgpack extension types)`,
     held: `0 malformed updates reached the aggregator (${audit.inspected} accepted, all inspected); every refusal counted by code; no crash, no stall`,
     figures: `${Math.round(auth.sent / (authMs / 1000))} msg/s (both peers together: ${Math.round(sent / (fuzzMs / 1000))} msg/s); refused: ${fmt(auth.refused)}; accepted ${auth.accepted}; no ack ${auth.noAck}; cut ${auth.cut}`,
   });
@@ -338,7 +342,7 @@ test('load: size limits: a little over is refused with a code and the connection
   });
 });
 
-test(`load: a flood of ${profile.floodConnections} connections, idle, half-open and withholding attachments; the coordinator stays up and serves honest sites`, { timeout: 180_000 }, async () => {
+test(`load: a flood of ${profile.floodConnections} connections, idle, half-open and withholding attachments; the coordinator stays up and serves honest sites`, { timeout: Math.max(180_000, 100 * profile.floodConnections) }, async () => {
   await withDefaultLimits();
   const roundsBefore = committed.length;
   const rssBefore = rssMb();
@@ -432,12 +436,12 @@ test('load: per-connection limits are configuration, with safe defaults', () => 
 const FUZZ_PEER = fileURLToPath(new URL('./helpers/fuzz-peer.ts', import.meta.url));
 
 /** Runs one hostile peer process to its end and returns the tally it printed. */
-async function runPeer(o: FuzzPeerOptions): Promise<{ tally: unknown; ms: number }> {
+async function runPeer(o: FuzzPeerOptions): Promise<{ tally: unknown; ms: number; extTypes?: number }> {
   const p = fed.group.start(`fuzz-peer (${o.mode})`, ['--conditions=fedmeta-source', '--import', 'tsx', FUZZ_PEER, JSON.stringify(o)], { env: cleanEnv(), cwd: ROOT });
   const exit = await p.exited;
   const out = p.logs.find((l) => 'tally' in l);
   assert.ok(exit.code === 0 && out, `the ${o.mode} fuzz peer failed (${JSON.stringify(exit)}):\n${p.tail()}`);
-  return out as { tally: unknown; ms: number };
+  return out as { tally: unknown; ms: number; extTypes?: number };
 }
 
 function diff(now: Record<string, number>, before: Record<string, number>): Record<string, number> {

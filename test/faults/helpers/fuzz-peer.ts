@@ -1,7 +1,8 @@
 // A hostile peer as a process of its own, so that it runs on another core than the coordinator it attacks:
 //   node --conditions=fedmeta-source --import tsx fuzz-peer.ts '<json options>'
 // mode "auth" enrolls as a site and sends mutated update messages; mode "unauth" speaks raw WebSocket without a
-// credential. It prints its tally as one JSON line ({"tally": ...}) when done.
+// credential. It prints its tally as one JSON line ({"tally": ...}; in mode "auth" also "extTypes", the number of
+// msgpack extension types it sent) when done.
 import { UpdateFuzzer, type FuzzMessage } from './fuzz.js';
 import { SiteClient, newTally } from './site-client.js';
 import { fuzzUnauthenticated } from './unauth.js';
@@ -29,7 +30,7 @@ if (opts.mode === 'auth') {
   let left = opts.count;
   await client.send((): FuzzMessage | null => (left-- > 0 ? fuzzer.next(client.ctx) : null), tally, { window: 512 });
   client.close();
-  process.stdout.write(`${JSON.stringify({ tally, ms: Date.now() - t0 })}\n`);
+  process.stdout.write(`${JSON.stringify({ tally, ms: Date.now() - t0, extTypes: fuzzer.extTypes.size })}\n`);
 } else {
   const tally = await fuzzUnauthenticated(opts.port, opts.count, opts.seed, { site: opts.site, schemaFingerprint: opts.schemaFingerprint }, opts.maxFrameBytes);
   process.stdout.write(`${JSON.stringify({ tally, ms: Date.now() - t0 })}\n`);

@@ -126,10 +126,13 @@ function nested(depth: number, asMap: boolean): Uint8Array {
 export class UpdateFuzzer {
   private readonly rnd: () => number;
   private readonly replays: FuzzMessage[] = [];
-  private n = 0;
   /** Packed vectors of the model's length, reused: generating one per message would be most of the fuzzer's work. */
   private packedVectors: Uint8Array[] = [];
   private packedFor = -1;
+  /** Extension messages sent so far: the type of the next one, so that every type from -128 to 127 comes in turn. */
+  private extSent = 0;
+  /** The extension types sent, for the tally. */
+  readonly extTypes = new Set<number>();
 
   constructor(seed: number) {
     this.rnd = prng(seed);
@@ -182,7 +185,6 @@ export class UpdateFuzzer {
   }
 
   next(c: FuzzContext): FuzzMessage {
-    this.n++;
     const r = this.int(100);
     const fields = this.fields(c);
     const names = fields.map(([k]) => k);
@@ -225,7 +227,8 @@ export class UpdateFuzzer {
     }
     if (r < 50) {
       // Every extension type in turn, in every format, as the vector or as a field.
-      const type = (this.n % 256) - 128;
+      const type = (this.extSent++ % 256) - 128;
+      this.extTypes.add(type);
       const value = ext(type, this.int(8), this.rnd);
       return this.msg('msgpack extension', this.int(4) === 0 ? value : rawMap(this.withField(fields, this.pick(['update', 'round', 'metrics', 'counts']), value)));
     }
@@ -326,7 +329,7 @@ export class HelloFuzzer {
       case 3:
         return { kind: 'hello: __proto__ keys', json: JSON.stringify(base).replace(/^\{/, `{"__proto__":{"admin":true},"constructor":{"prototype":{"x":1}},`) };
       case 4:
-        return { kind: 'hello: other protocol version', json: JSON.stringify({ ...base, protocolVersion: this.pick([0, 1, 3, 1e9, '2']) }) };
+        return { kind: 'hello: other protocol version', json: JSON.stringify({ ...base, protocolVersion: this.pick([0, PROTOCOL_VERSION - 1, PROTOCOL_VERSION + 1, 1e9, String(PROTOCOL_VERSION)]) }) };
       case 5:
         return { kind: 'hello: bad site name', json: JSON.stringify({ ...base, site: this.pick(['', '../etc', 'a'.repeat(65), 'ünïcode', 'office a', '\u0000']) }) };
       case 6:
