@@ -6,7 +6,7 @@ import { isFedmetaError } from '@fedmeta/shared';
 import { applyOverrides, loadEvalConfig } from './config.js';
 import { createProgress, evaluate, formatResults } from './eval/index.js';
 import type { Transport } from './eval/index.js';
-import { attackCommand, evadeCommand, leakCommand } from './attacks/commands.js';
+import { attackCommand, evadeCommand, leakCommand, privacyCostCommand } from './attacks/commands.js';
 
 /**
  * `fedmeta-lab evaluate --config <file> --out <dir>`: runs the few-shot benchmark, writes <dir>/results.json
@@ -44,7 +44,8 @@ export async function main(args: readonly string[]): Promise<number> {
     .command(attackCommand)
     .command(evadeCommand)
     .command(leakCommand)
-    .demandCommand(1, 'name a command: evaluate, attack, evade or leak')
+    .command(privacyCostCommand)
+    .demandCommand(1, 'name a command: evaluate, attack, evade, leak or privacy-cost')
     .strict()
     .help()
     .fail((msg, err) => {

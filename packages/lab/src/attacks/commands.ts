@@ -9,6 +9,8 @@ import { runEvasion } from '../evasion/run.js';
 import { formatLeakage } from '../leakage/format.js';
 import { DEFENCES, runLeakage } from '../leakage/run.js';
 import type { Defence } from '../leakage/run.js';
+import { formatPrivacyCost } from '../privacy-cost/format.js';
+import { runPrivacyCost } from '../privacy-cost/run.js';
 import { parseAggregators } from './aggregators.js';
 import { parseAttacks } from './behaviour.js';
 import { formatAttackMatrix } from './format.js';
@@ -16,7 +18,8 @@ import { runAttackMatrix } from './matrix.js';
 
 /**
  * The security commands of fedmeta-lab: `attack` (Byzantine robustness matrix and backdoor), `evade` (evasion
- * against an adapted detector) and `leak` (gradient inversion against one site's update). Each writes
+ * against an adapted detector), `leak` (gradient inversion against one site's update) and `privacy-cost`
+ * (held-out F1 and ε under central and local differential privacy). Each writes
  * <out>/<name>.json and <out>/<name>.txt (the printed table) and prints the table on stdout.
  */
 
@@ -35,6 +38,11 @@ function numbers(name: string, s: string | undefined): number[] | undefined {
 function whole(name: string, v: unknown): number | undefined {
   if (v === undefined) return undefined;
   if (typeof v !== 'number' || !Number.isInteger(v) || v < 1) throw new FedmetaError(ErrorCode.CONFIG, `--${name} must be a whole number of at least 1`);
+  return v;
+}
+
+function positive(name: string, v: unknown): number {
+  if (typeof v !== 'number' || !(Number.isFinite(v) && v > 0)) throw new FedmetaError(ErrorCode.CONFIG, `--${name} must be a positive number`);
   return v;
 }
 
@@ -174,6 +182,47 @@ export const leakCommand: CommandModule = {
     });
     const text = formatLeakage(r);
     await writeOut(resolve(a['out'] as string), 'leakage', r, text);
+    process.stdout.write(`${text}\n`);
+  },
+};
+
+export const privacyCostCommand: CommandModule = {
+  command: 'privacy-cost',
+  describe: 'what differential privacy costs: held-out few-shot F1 and ε without DP, with central (site-level) DP and with local DP-SGD',
+  builder: (y) =>
+    common(y)
+      .option('method', { type: 'string', default: 'fomaml', describe: 'the federated method under test (reptile or fomaml for local DP)' })
+      .option('K', { type: 'number', default: 5, describe: 'shots per class at the held-out office' })
+      .option('seeds', { type: 'number', describe: 'seeds (default 3; 1 with --quick)' })
+      .option('rounds', { type: 'number', describe: 'federated rounds (default min(config rounds, 60); 30 with --quick)' })
+      .option('draws', { type: 'number', describe: "support draws per seed (default: the config's supportDraws)" })
+      .option('family', { type: 'string', describe: "held-out families, comma-separated (default: the config's evaluation families)" })
+      .option('sites', { type: 'number', default: 10, describe: 'simulated sites (the configured offices cut up)' })
+      .option('sampled', { type: 'number', default: 5, describe: 'sites the engine samples per round' })
+      .option('sigmas', { type: 'string', default: '0.5,1,2,4', describe: 'noise multipliers of central (site-level) DP' })
+      .option('delta', { type: 'number', default: 1e-3, describe: 'δ of central DP (per site: keep it below 1 / sites)' })
+      .option('local', { type: 'boolean', default: true, describe: 'also train with record-level DP-SGD at the sites (--no-local skips it)' })
+      .option('local-sigma', { type: 'number', default: 1, describe: 'noise multiplier of local DP-SGD' })
+      .option('local-clip', { type: 'number', default: 1, describe: "clip bound of one flow's gradient under local DP-SGD" })
+      .option('local-delta', { type: 'number', default: 1e-5, describe: "δ of local DP (per flow: keep it below 1 / a site's flows)" }),
+  handler: async (argv) => {
+    const a = argv as Record<string, unknown>;
+    const config = await loadEvalConfig(a['config'] as string);
+    const families = list(a['family'] as string | undefined);
+    const r = await runPrivacyCost(config, {
+      ...trainingSize(a, config.rounds),
+      method: a['method'] as string,
+      K: whole('K', a['K'])!,
+      sites: whole('sites', a['sites'])!,
+      sampled: whole('sampled', a['sampled'])!,
+      sigmas: numbers('sigmas', a['sigmas'] as string)!,
+      delta: positive('delta', a['delta']),
+      local: a['local'] === false ? null : { noiseMultiplier: positive('local-sigma', a['localSigma']), clipNorm: positive('local-clip', a['localClip']), delta: positive('local-delta', a['localDelta']) },
+      ...(families !== undefined ? { families } : {}),
+      progress: createProgress(),
+    });
+    const text = formatPrivacyCost(r);
+    await writeOut(resolve(a['out'] as string), 'privacy-cost', r, text);
     process.stdout.write(`${text}\n`);
   },
 };

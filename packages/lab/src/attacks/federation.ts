@@ -1,7 +1,7 @@
-import { ErrorCode, FedmetaError, createLogger, l2Norm, manifestFor } from '@fedmeta/shared';
-import type { AggregatorConfig, ModelSpec, OptimizerConfig } from '@fedmeta/shared';
+import { ErrorCode, FedmetaError, createLogger, l2Norm, manifestFor, seededNoise } from '@fedmeta/shared';
+import type { AggregatorConfig, ModelSpec, OptimizerConfig, PrivacyReport, TaskDp } from '@fedmeta/shared';
 import { RoundEngine, createMemoryHub } from '../methods/engine-link.js';
-import type { Checkpoint, RoundOffer, SiteUpdate } from '../methods/engine-link.js';
+import type { Checkpoint, DpConfig, PrivacySpent, RoundOffer, SiteUpdate } from '../methods/engine-link.js';
 import { MemoryEngineStore } from '../methods/memory-store.js';
 import type { LabSite, LocalResult } from '../methods/site.js';
 
@@ -18,8 +18,16 @@ import type { LabSite, LocalResult } from '../methods/site.js';
  * example-weighted mean gives them no extra weight: the matrix measures the update attack alone.
  */
 
-/** A site's local computation on the offered parameters. */
-export type LocalFn = (site: LabSite, params: Float32Array, round: number, taskSeed: number) => LocalResult;
+/** What a site's local computation returns: with record-level DP, also what its DP-SGD ran (sent with the update). */
+export interface LocalAnswer extends LocalResult {
+  privacy?: PrivacyReport;
+}
+
+/**
+ * A site's local computation on the offered parameters. `dp` is the round task's record-level DP (present only
+ * when the coordinator runs privacy.dp mode local): a site that honours it trains with DP-SGD.
+ */
+export type LocalFn = (site: LabSite, params: Float32Array, round: number, taskSeed: number, dp?: TaskDp) => LocalAnswer;
 
 export interface MaliciousContext {
   site: LabSite;
@@ -52,6 +60,12 @@ export interface FederationRun {
   local: LocalFn;
   /** Malicious sites by name, each with its attack. */
   malicious?: ReadonlyMap<string, MaliciousFn>;
+  /** Sites the engine samples per round, uniformly (default all of them, every round). */
+  sampled?: number;
+  /** Differential privacy, as the coordinator's privacy.dp configures it (off when absent). */
+  privacy?: DpConfig;
+  /** Seeds the engine's central-DP noise, so that a run can be repeated (default the operating system's generator). */
+  noiseSeed?: number;
   onRound?: (done: number, total: number) => void;
 }
 
@@ -60,6 +74,8 @@ export interface FederationOutcome {
   params: Float32Array;
   /** Median L2 norm of the honest updates, per round. */
   honestNorms: number[];
+  /** With differential privacy: ε spent by the last committed round, at its δ; null without. */
+  privacy: PrivacySpent | null;
   wallSeconds: number;
 }
 
@@ -133,43 +149,49 @@ export async function runFederation(run: FederationRun): Promise<FederationOutco
   }
   const f = malicious.size;
   if (f >= n) throw new FedmetaError(ErrorCode.CONFIG, 'at least one site must be honest');
+  const sampled = run.sampled ?? n;
+  if (!(Number.isInteger(sampled) && sampled >= 1 && sampled <= n)) throw new FedmetaError(ErrorCode.CONFIG, `cannot sample ${sampled} of ${n} sites per round; sample between 1 and ${n}`);
+  if (sampled < n && f > 0) throw new FedmetaError(ErrorCode.CONFIG, 'malicious sites wait for every honest update of a round, so every site must be sampled every round');
   const board = new RoundBoard(n - f);
   const memory = createMemoryHub();
   const engine = new RoundEngine({
     store: new MemoryEngineStore(),
     hub: memory.hub,
     logger: createLogger('lab-attack-engine', { level: 'silent' }),
+    ...(run.noiseSeed !== undefined ? { noise: seededNoise(run.noiseSeed) } : {}),
     config: {
-      rounds: { sampleFraction: 1, minSites: n, quorum: n, deadlineSeconds: 3600, maxConsecutiveAborts: 1, ...run.task },
+      rounds: { sampleFraction: sampled / n, minSites: sampled, quorum: sampled, deadlineSeconds: 3600, maxConsecutiveAborts: 1, ...run.task },
       aggregator: run.aggregator,
       optimizer: run.optimizer,
       seed: run.seed,
+      ...(run.privacy !== undefined ? { privacy: run.privacy } : {}),
     },
   });
   const honestNorms: number[] = [];
   const roundNorms = new Map<number, number[]>();
   const errors: unknown[] = [];
 
-  const reply = (offer: RoundOffer, local: Pick<LocalResult, 'examples' | 'supportLoss' | 'queryLoss'>, vector: Float32Array): SiteUpdate => ({
+  const reply = (offer: RoundOffer, local: Pick<LocalAnswer, 'examples' | 'supportLoss' | 'queryLoss' | 'privacy'>, vector: Float32Array): SiteUpdate => ({
     round: offer.round,
     version: offer.version,
     counts: { episodes: run.task.episodes, examples: local.examples },
     metrics: { supportLoss: local.supportLoss, queryLoss: local.queryLoss },
     update: vector,
+    ...(local.privacy !== undefined ? { privacy: local.privacy } : {}),
   });
 
   const answer = async (site: LabSite, offer: RoundOffer): Promise<SiteUpdate> => {
     const attack = malicious.get(site.name);
     if (attack === undefined) {
-      const local = run.local(site, offer.params, offer.round, offer.task.seed);
+      const local = run.local(site, offer.params, offer.round, offer.task.seed, offer.task.dp);
       const norms = roundNorms.get(offer.round) ?? [];
       norms.push(l2Norm(local.update));
       roundNorms.set(offer.round, norms);
       board.post(offer.round, local.update);
       return reply(offer, local, local.update);
     }
-    let own: LocalResult | undefined;
-    const honestLocal = (): LocalResult => (own ??= run.local(site, offer.params, offer.round, offer.task.seed));
+    let own: LocalAnswer | undefined;
+    const honestLocal = (): LocalAnswer => (own ??= run.local(site, offer.params, offer.round, offer.task.seed, offer.task.dp));
     const vector = await attack({ site, params: offer.params, round: offer.round, taskSeed: offer.task.seed, n, f, honestLocal, honestUpdates: () => board.wait(offer.round) });
     // An attacker that never computed honestly still reports the counts an honest site would.
     const looks = own ?? { examples: run.task.episodes * 2 * (run.task.shots + run.task.queryShots), supportLoss: 0.5, queryLoss: 0.5 };
@@ -191,9 +213,10 @@ export async function runFederation(run: FederationRun): Promise<FederationOutco
   }
   try {
     await engine.init(initialCheckpoint(run));
+    let privacy: PrivacySpent | null = null;
     for (let r = 0; r < run.rounds; r++) {
       try {
-        await engine.runRound();
+        privacy = (await engine.runRound()).privacy ?? null;
       } catch (e) {
         throw errors[0] ?? e;
       }
@@ -202,7 +225,7 @@ export async function runFederation(run: FederationRun): Promise<FederationOutco
       if (norms.length > 0) honestNorms.push(norms[Math.floor(norms.length / 2)]!);
       run.onRound?.(r + 1, run.rounds);
     }
-    return { params: engine.params(), honestNorms, wallSeconds: (performance.now() - started) / 1000 };
+    return { params: engine.params(), honestNorms, privacy, wallSeconds: (performance.now() - started) / 1000 };
   } finally {
     engine.close();
     for (const site of run.sites) memory.disconnect(site.name);

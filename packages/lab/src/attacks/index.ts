@@ -3,7 +3,7 @@ export { DEFAULT_TRIGGERS, applyTrigger, backdoorEpisode, flipEpisode, flipLabel
 export type { Trigger, TriggerSpec } from './poison.js';
 export { allocateSites, maliciousCount, maliciousSites, simulateSites, splitOffice } from './sites.js';
 export { runFederation } from './federation.js';
-export type { FederationOutcome, FederationRun, LocalFn, MaliciousContext, MaliciousFn } from './federation.js';
+export type { FederationOutcome, FederationRun, LocalAnswer, LocalFn, MaliciousContext, MaliciousFn } from './federation.js';
 export { ATTACKS, DEFAULT_ATTACK_PARAMS, attackBehaviour, attackBoost, backdoorBehaviour, methodLocal, parseAttacks } from './behaviour.js';
 export type { AttackName, AttackParams, BehaviourDeps, EpisodeTransform } from './behaviour.js';
 export { AGGREGATORS, aggregatorConfig, parseAggregators } from './aggregators.js';
