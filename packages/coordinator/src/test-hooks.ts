@@ -25,7 +25,12 @@ export type CrashPoint =
   /** The new checkpoint is durable (renamed, manifest written); the engine has not moved on to it yet. */
   | 'commit'
   /** A round's offer, carrying the newest version, has gone to the first sampled site and not yet to the rest. */
-  | 'broadcast';
+  | 'broadcast'
+  /** Secure aggregation: this phase's messages have gone to the sites, whose answers are awaited. */
+  | 'secure-share'
+  | 'secure-mask'
+  | 'secure-confirm'
+  | 'secure-unmask';
 
 /** Where a delay can be injected. */
 export type PausePoint =

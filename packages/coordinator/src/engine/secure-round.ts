@@ -5,6 +5,7 @@ import type { Logger } from 'pino';
 import { waitUntil } from './attempt.js';
 import type { BoundedWait, EngineClock } from './attempt.js';
 import type { RoundOffer, SecAggFromSite, SecAggToSite, SiteHub, SiteUpdate, UpdateAck } from './hub.js';
+import { crashPoint } from '../test-hooks.js';
 
 /**
  * Secure aggregation in a real round (packages/shared/src/secagg drives the cryptography; this drives the
@@ -281,6 +282,7 @@ export class SecureRound {
   /** Waits for the open phase; the sites still pending at its deadline have dropped out. */
   private async phase(name: (typeof PHASES)[number]): Promise<boolean> {
     const server = this.server as SecAggServer;
+    crashPoint(`secure-${name}`);
     this.wait = waitUntil(this.opts.clock, this.opts.config.phaseSeconds * 1000, () => server.pending().length === 0);
     await this.wait.promise;
     this.wait = null;
