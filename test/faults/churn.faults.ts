@@ -109,7 +109,7 @@ test(`churn: ${DROP} of ${N} agents (30%) killed mid-round, random kills and res
     assert.equal(done['msg'], 'round committed', `round ${round} committed without the ${victims.length} dropped agents`);
     lostUpdates += N - (done['accepted'] as number);
     for (const s of victims) restart(s);
-    await fed.online(SITES, 60_000);
+    await fed.online(SITES, 120_000);
   }
 
   // Agents killed and restarted at random, never more than 30% down at once.
@@ -124,7 +124,7 @@ test(`churn: ${DROP} of ${N} agents (30%) killed mid-round, random kills and res
     restarts.push(sleep(500 + rnd() * 2500).then(() => restart(site)));
   }
   await Promise.all(restarts);
-  await fed.online(SITES, 60_000);
+  await fed.online(SITES, 120_000);
 
   // Network cuts: half the federation (no quorum: attempts abort at their deadline and are re-issued, and the
   // round commits once the cut heals) or a minority (the round commits at its deadline), each paused for over

@@ -152,10 +152,17 @@ export class Federation {
 
   /** Waits until every site in `sites` is online. */
   async online(sites: readonly string[], timeoutMs: number): Promise<Status> {
-    return until(async () => {
-      const s = await this.status().catch(() => undefined);
-      return s && sites.every((x) => s.sitesOnline.includes(x)) ? s : undefined;
-    }, timeoutMs, `${sites.join(', ')} online`, 100);
+    let missing: readonly string[] = sites;
+    try {
+      return await until(async () => {
+        const s = await this.status().catch(() => undefined);
+        if (s) missing = sites.filter((x) => !s.sitesOnline.includes(x));
+        return s && missing.length === 0 ? s : undefined;
+      }, timeoutMs, `${sites.join(', ')} online`, 100);
+    } catch (e) {
+      const tails = missing.map((x) => `--- ${x} (${this.agents.get(x)?.running ? 'running' : 'not running'}):\n${this.agents.get(x)?.tail(6) ?? 'never started'}`);
+      throw new Error(`${(e as Error).message}; still offline: ${missing.join(', ')}\n${tails.join('\n')}`);
+    }
   }
 
   /** Starts `count` rounds through the admin API. */
