@@ -1,11 +1,11 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { ErrorCode } from '@fedmeta/shared';
-import type { SecAggSiteWire } from '@fedmeta/shared';
+import type { FedmetaError, SecAggMaskedWire, SecAggSiteWire } from '@fedmeta/shared';
 import { RoundEngine } from '../src/engine/round-engine.js';
 import { createMemoryHub } from '../src/engine/memory-hub.js';
-import type { MemoryHub } from '../src/engine/memory-hub.js';
-import type { SiteUpdate, UpdateAck } from '../src/engine/hub.js';
+import type { MemoryHub, MemorySite } from '../src/engine/memory-hub.js';
+import type { RoundOffer, SiteUpdate, UpdateAck } from '../src/engine/hub.js';
 import type { EngineConfig } from '../src/engine/config.js';
 import type { RoundRecord } from '../src/state/types.js';
 import { MemoryStore } from './helpers/memory-store.js';
@@ -138,25 +138,26 @@ test('a share replayed from another attempt, and keys signed for another attempt
   const m = createMemoryHub();
   const acks: UpdateAck[] = [];
   const sent: (SecAggSiteWire | SiteUpdate)[] = [];
+  let s09: MemorySite | undefined;
+  const replay = (offer: RoundOffer): void => {
+    if (offer.secagg?.attempt !== 1) return;
+    const update = sent.find((x): x is SiteUpdate => !('type' in x)) as SiteUpdate;
+    const shares = sent.find((x): x is SecAggSiteWire => 'type' in x && x.type === 'secagg-shares') as SecAggSiteWire;
+    s09?.sendSecAgg(shares);
+    // The keys of attempt 0 under attempt 1's number and round id: their signature is bound to attempt 0's.
+    s09?.sendUpdate({ ...update, secagg: { ...(update.secagg as NonNullable<SiteUpdate['secagg']>), attempt: 1, roundId: offer.secagg.roundId } });
+  };
   const sites = names.map((name, i) => {
     const last = i === N - 1;
     return connectSecureSite(m, name, seedOf(i), targets[i] as Float32Array, {
       examples: examples[i] as number,
       ...(i % 2 === 0 ? { drop: 'delivery' as DropPhase, dropIn: (a: number) => a === 0 } : {}),
-      // In attempt 1, s09 does not answer by itself: the test replays its attempt-0 messages instead.
-      ...(last ? { drop: 'offer' as DropPhase, dropIn: (a: number) => a === 1, acks, onSend: (msg: SecAggSiteWire | SiteUpdate) => sent.push(msg) } : {}),
+      // In attempt 1, s09 does not answer by itself: it replays its attempt-0 messages instead.
+      ...(last ? { drop: 'offer' as DropPhase, dropIn: (a: number) => a === 1, acks, onOffer: replay, onSend: (msg: SecAggSiteWire | SiteUpdate) => sent.push(msg) } : {}),
     });
   });
-  const s09 = sites[N - 1];
+  s09 = sites[N - 1];
   const engine = await engineOn(m, true);
-  engine.on('round-started', ({ attempt }) => {
-    if (attempt !== 1) return;
-    const update = sent.find((x): x is SiteUpdate => !('type' in x)) as SiteUpdate;
-    const shares = sent.find((x): x is SecAggSiteWire => 'type' in x && x.type === 'secagg-shares') as SecAggSiteWire;
-    s09?.sendSecAgg(shares);
-    // The keys of attempt 0 under attempt 1's number: their signature is bound to attempt 0's round id.
-    s09?.sendUpdate({ ...update, secagg: { ...(update.secagg as NonNullable<SiteUpdate['secagg']>), attempt: 1 } });
-  });
   const record = await engine.runRound();
 
   const refused = acks.filter((a) => !a.accepted).map((a) => a.error?.code);
@@ -166,6 +167,71 @@ test('a share replayed from another attempt, and keys signed for another attempt
   assert.equal(record.rejected[ErrorCode.STALE_ROUND], 1);
   assert.equal(record.rejected[ErrorCode.SECAGG_AUTH], 1);
   assertClose(engine.params(), expectedParams(names.map((_, i) => i).slice(0, N - 1)), TOL, 'the sum of the nine honest sites');
+});
+
+test('after a restart, a masked vector of the interrupted issue of the same round and attempt is refused with STALE_ROUND', async () => {
+  const store = new MemoryStore();
+  const open = async (m: MemoryHub): Promise<RoundEngine> => {
+    const engine = new RoundEngine({ store, hub: m.hub, config: config(true), logger: captureLogger('silent').logger });
+    await engine.init(initialCheckpoint(DIM - 1));
+    return engine;
+  };
+
+  // First life: the coordinator stops in the mask phase of round 0 attempt 0, as s09's masked vector leaves.
+  const before = createMemoryHub();
+  let old: SecAggMaskedWire | null = null;
+  let first: RoundEngine | null = null;
+  names.forEach((name, i) =>
+    connectSecureSite(before, name, seedOf(i), targets[i] as Float32Array, {
+      examples: examples[i] as number,
+      onSend: (msg) => {
+        if (i !== N - 1 || !('type' in msg) || msg.type !== 'secagg-masked') return;
+        old = msg;
+        first?.close();
+      },
+    }),
+  );
+  first = await open(before);
+  await assert.rejects(first.runRound(), (e: FedmetaError) => e.code === ErrorCode.NOT_READY);
+  const stale = old as SecAggMaskedWire | null;
+  assert.ok(stale !== null, 's09 sent its masked vector before the coordinator stopped');
+
+  // Second life: the same round and attempt, re-issued with a new round id. Just before its own masked vector,
+  // s09's connection delivers the old one (same round, attempt, site and length).
+  const after = createMemoryHub();
+  const acks: UpdateAck[] = [];
+  let s09: MemorySite | undefined;
+  let reissued: Uint8Array | undefined;
+  names.forEach((name, i) => {
+    const last = i === N - 1;
+    const site = connectSecureSite(after, name, seedOf(i), targets[i] as Float32Array, {
+      examples: examples[i] as number,
+      ...(last
+        ? {
+            acks,
+            onOffer: (offer: RoundOffer) => (reissued = offer.secagg?.roundId),
+            onSend: (msg: SecAggSiteWire | SiteUpdate) => {
+              if ('type' in msg && msg.type === 'secagg-masked') s09?.sendSecAgg(stale);
+            },
+          }
+        : {}),
+    });
+    if (last) s09 = site;
+  });
+  const second = await open(after);
+  const started: { round: number; attempt: number }[] = [];
+  second.on('round-started', ({ round, attempt }) => started.push({ round, attempt }));
+  const record = await second.runRound();
+
+  // s09's verdicts on its keys, its shares, the old masked vector and its own (later ones may land after the commit).
+  assert.deepEqual(acks.slice(0, 4).map((a) => a.error?.code ?? 'accepted'), ['accepted', 'accepted', ErrorCode.STALE_ROUND, 'accepted']);
+  assert.equal(acks.filter((a) => !a.accepted).length, 1, 'nothing else of s09 was refused');
+  assert.deepEqual(started, [{ round: stale.round, attempt: stale.attempt }], 'the interrupted attempt was re-issued under its own numbers');
+  assert.ok(reissued !== undefined && Buffer.compare(reissued, stale.roundId) !== 0, 'under a new round id');
+  assert.equal(record.status, 'committed');
+  assert.equal(record.rejected[ErrorCode.STALE_ROUND], 1, 'the refusal is counted in the record');
+  assert.equal(record.accepted, N, "s09's own masked vector still counts");
+  assertClose(second.params(), expectedParams(names.map((_, i) => i)), TOL, 'the sum of the ten masked vectors of this issue');
 });
 
 test('secure aggregation is refused with aggregators that need individual updates, and with a bad threshold', () => {

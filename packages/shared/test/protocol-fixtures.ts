@@ -166,6 +166,8 @@ export function fakeBytes(n: number, from = 0): Uint8Array {
 /** The secure-aggregation parts of the protocol: a secure offer and update, and one message of every phase. */
 export function secAggSamples(): Message[] {
   const head = { round: 7, attempt: 1 };
+  // What a site sends also names the offer's round id.
+  const from = { ...head, roundId: fakeBytes(32, 9) };
   const keys = { site: 2, cPublic: fakeBytes(32), sPublic: fakeBytes(32, 1), signature: fakeBytes(64, 2) };
   return [
     {
@@ -180,12 +182,12 @@ export function secAggSamples(): Message[] {
       deadline: 1_767_225_600_000,
       secagg: { attempt: 1, roundId: fakeBytes(32, 9), roster: [fakeBytes(32, 3), fakeBytes(32, 4), fakeBytes(32, 5)], site: 2, threshold: 2, degree: 0, clipNorm: 1, maxWeight: 10_000 },
     },
-    sampleUpdate({ update: null, chunks: 0, secagg: { attempt: 1, advertise: keys } }),
-    { type: 'secagg-shares', ...head, site: 2, shares: [{ to: 1, ciphertext: fakeBytes(102) }, { to: 3, ciphertext: fakeBytes(102, 5) }], selfMaskCommitment: fakeBytes(32) },
+    sampleUpdate({ update: null, chunks: 0, secagg: { attempt: 1, roundId: fakeBytes(32, 9), advertise: keys } }),
+    { type: 'secagg-shares', ...from, site: 2, shares: [{ to: 1, ciphertext: fakeBytes(102) }, { to: 3, ciphertext: fakeBytes(102, 5) }], selfMaskCommitment: fakeBytes(32) },
     // Pieces of the masked update over MANIFEST_SIZE + 1 = 20 words: two of 10.
-    { type: 'secagg-masked', ...head, site: 2, index: 1, count: 2, masked: fakeBytes(40) },
-    { type: 'secagg-confirm', ...head, site: 2, signature: fakeBytes(64) },
-    { type: 'secagg-unmask', ...head, site: 2, selfMaskShares: [{ of: 1, value: fakeBytes(33) }], keyShares: [{ of: 3, value: fakeBytes(33, 1) }] },
+    { type: 'secagg-masked', ...from, site: 2, index: 1, count: 2, masked: fakeBytes(40) },
+    { type: 'secagg-confirm', ...from, site: 2, signature: fakeBytes(64) },
+    { type: 'secagg-unmask', ...from, site: 2, selfMaskShares: [{ of: 1, value: fakeBytes(33) }], keyShares: [{ of: 3, value: fakeBytes(33, 1) }] },
     { type: 'secagg-keys', ...head, keys: [keys, { ...keys, site: 1 }] },
     { type: 'secagg-delivery', ...head, shares: [{ from: 1, ciphertext: fakeBytes(102) }] },
     { type: 'secagg-survivors', ...head, survivors: [1, 2, 3] },

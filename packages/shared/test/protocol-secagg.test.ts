@@ -32,6 +32,24 @@ test('byte strings of the wrong length or kind are refused', () => {
   assert.equal(decode(offer), ErrorCode.SCHEMA, 'a round id of 8 bytes');
 });
 
+test('what a site sends names its round id, of 16 to 64 bytes; what the coordinator sends does not', () => {
+  const secure = secAggSamples().find((m) => m.type === 'update') as unknown as Record<string, unknown>;
+  const fields = secure['secagg'] as Record<string, unknown>;
+  const { roundId: _, ...without } = fields;
+  assert.equal(decode({ ...secure, secagg: without }), ErrorCode.SCHEMA, 'the update keys without a round id');
+  for (const bad of [fakeBytes(15), fakeBytes(65), 'x'.repeat(32), new Uint16Array(16)]) {
+    assert.equal(decode({ ...secure, secagg: { ...fields, roundId: bad } }), ErrorCode.SCHEMA, `the update keys with ${String(bad.length)} units`);
+  }
+  for (const type of ['secagg-shares', 'secagg-masked', 'secagg-confirm', 'secagg-unmask']) {
+    const m = sample(type);
+    for (const ok of [fakeBytes(16), fakeBytes(64)]) assert.equal(decode({ ...m, roundId: ok }), 'no error', `${type} with ${ok.length} bytes`);
+    const { roundId: _id, ...missing } = m;
+    assert.equal(decode(missing), ErrorCode.SCHEMA, `${type} without a round id`);
+    for (const bad of [fakeBytes(15), fakeBytes(65), 'x'.repeat(32), null]) assert.equal(decode({ ...m, roundId: bad }), ErrorCode.SCHEMA, `${type} with ${String(bad)}`);
+  }
+  assert.equal(decode({ ...sample('secagg-keys'), roundId: fakeBytes(32) }), ErrorCode.SCHEMA, 'the coordinator names no round id');
+});
+
 test('lists and indices are bounded by the roster limit, and a site index must lie in the roster', () => {
   const survivors = sample('secagg-survivors');
   survivors['survivors'] = Array.from({ length: SECAGG_MAX_SITES + 1 }, (_, i) => 1 + (i % SECAGG_MAX_SITES));

@@ -3,9 +3,9 @@ import type { SecAggOffer, SecAggServerWire, SecAggSiteWire, SecAggUpdateFields 
 
 /**
  * This site's part in one securely aggregated round attempt. The update is computed as on any round, but it
- * never leaves in the clear: the update message carries only the attempt and the site's signed fresh keys
- * (phase 1), and the vector follows clipped, weighted, quantized and masked (phase 3), so that the coordinator
- * learns only the sum over the sites. The identity that signs the keys is derived from the site's credential,
+ * never leaves in the clear: the update message carries only the attempt (its number and round id) and the
+ * site's signed fresh keys (phase 1), and the vector follows clipped, weighted, quantized and masked (phase 3),
+ * so that the coordinator learns only the sum over the sites. The identity that signs the keys is derived from the site's credential,
  * whose public half the coordinator recorded when it issued the credential.
  *
  * Everything lives in memory only: an agent that restarts mid-round has lost its keys and counts as dropped
@@ -14,6 +14,8 @@ import type { SecAggOffer, SecAggServerWire, SecAggSiteWire, SecAggUpdateFields 
 export class SecAggParticipant {
   readonly round: number;
   readonly attempt: number;
+  /** The attempt's round id, named in everything this site sends for it (a re-issued attempt has a new one). */
+  private readonly roundId: Uint8Array;
   private readonly client: SecAggClient;
   private readonly site: number;
   private readonly update: Float32Array;
@@ -26,6 +28,7 @@ export class SecAggParticipant {
   constructor(round: number, offer: SecAggOffer, credential: string, update: Float32Array, examples: number) {
     this.round = round;
     this.attempt = offer.attempt;
+    this.roundId = new Uint8Array(offer.roundId);
     this.site = offer.site;
     this.update = update;
     this.weight = Math.min(examples, offer.maxWeight);
@@ -40,7 +43,7 @@ export class SecAggParticipant {
   /** Phase 1: what the update message carries in `secagg`, instead of the vector. */
   advertise(): SecAggUpdateFields {
     const m = this.client.advertise();
-    return { attempt: this.attempt, advertise: { site: m.site, cPublic: m.cPublic, sPublic: m.sPublic, signature: m.signature } };
+    return { attempt: this.attempt, roundId: this.roundId, advertise: { site: m.site, cPublic: m.cPublic, sPublic: m.sPublic, signature: m.signature } };
   }
 
   /** Whether a coordinator message belongs to this attempt. */
@@ -54,7 +57,7 @@ export class SecAggParticipant {
    * A message that does not check aborts this attempt for good (the client forgets its secrets) and throws.
    */
   answer(msg: SecAggServerWire, chunkValues: number): SecAggSiteWire[] {
-    const head = { round: this.round, attempt: this.attempt };
+    const head = this.head();
     switch (msg.type) {
       case 'secagg-keys':
         return [{ ...this.client.shareKeys(msg), ...head }];
@@ -75,13 +78,18 @@ export class SecAggParticipant {
     return this.client.phase === 'done' || this.client.phase === 'aborted';
   }
 
+  /** What every phase message names: the round, the attempt, and this issue of it. */
+  private head(): { round: number; attempt: number; roundId: Uint8Array } {
+    return { round: this.round, attempt: this.attempt, roundId: this.roundId };
+  }
+
   private pieces(masked: Uint8Array, chunkValues: number): SecAggSiteWire[] {
     const words = masked.length / 4;
     const count = chunkCount(words, chunkValues + 1);
     const out: SecAggSiteWire[] = [];
     for (let index = 0; index < count; index++) {
       const { start, end } = chunkRange(words, count, index);
-      out.push({ type: 'secagg-masked', round: this.round, attempt: this.attempt, site: this.site, index, count, masked: masked.slice(4 * start, 4 * end) });
+      out.push({ type: 'secagg-masked', ...this.head(), site: this.site, index, count, masked: masked.slice(4 * start, 4 * end) });
     }
     return out;
   }

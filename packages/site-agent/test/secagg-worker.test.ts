@@ -55,6 +55,7 @@ test('a secure round is answered once per attempt, with fresh signed keys and wi
   assert.equal(sent.length, 2, 'a re-issued attempt is answered again');
   assert.equal(computed(), 1, 'the update of the round is reused for its new attempt');
   assert.deepEqual(sent.map((s) => s.secagg?.attempt), [0, 1]);
+  assert.deepEqual(sent.map((s) => s.secagg?.roundId), [new Uint8Array(32).fill(1), new Uint8Array(32).fill(2)], "each answer names its attempt's round id");
   assert.equal(sent[0]?.secagg?.advertise.site, 2);
   assert.notDeepEqual(sent[0]?.secagg?.advertise.cPublic, sent[1]?.secagg?.advertise.cPublic, 'fresh keys per attempt');
 });

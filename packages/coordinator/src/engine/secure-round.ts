@@ -1,5 +1,5 @@
 import { randomBytes } from 'node:crypto';
-import { ErrorCode, FedmetaError, isFedmetaError, SECAGG_MAX_SITES, SecAggServer, secAggConfigOf } from '@fedmeta/shared';
+import { ErrorCode, FedmetaError, isFedmetaError, SECAGG_MAX_SITES, sameRoundId, SecAggServer, secAggConfigOf } from '@fedmeta/shared';
 import type { AggregatorConfig, SecAggOffer, SecAggResult } from '@fedmeta/shared';
 import type { Logger } from 'pino';
 import { waitUntil } from './attempt.js';
@@ -207,7 +207,8 @@ export class SecureRound {
     if (!s || update.update !== null) {
       return new FedmetaError(ErrorCode.SCHEMA, 'this round is securely aggregated: the update must carry its signed keys in secagg and no vector; upgrade the site agent');
     }
-    if (s.attempt !== this.attempt) return this.stale(s.attempt);
+    const stale = this.stale({ round: update.round, attempt: s.attempt, roundId: s.roundId });
+    if (stale) return stale;
     if (s.advertise.site !== i) return this.impersonation(i);
     try {
       this.server.receiveAdvertise({ type: 'secagg-advertise', ...s.advertise });
@@ -303,12 +304,13 @@ export class SecureRound {
   }
 
   private judge(site: string, msg: SecAggFromSite): FedmetaError | null {
+    if (typeof msg !== 'object' || msg === null) return new FedmetaError(ErrorCode.SCHEMA, 'a secure-aggregation message must be an object');
+    const stale = this.stale(msg);
+    if (stale) return stale;
     const i = this.index.get(site);
     if (i === undefined || this.server === null) {
       return new FedmetaError(ErrorCode.UNKNOWN_SITE, `this site is not in the roster of round ${this.round}; wait for an offer`);
     }
-    if (typeof msg !== 'object' || msg === null) return new FedmetaError(ErrorCode.SCHEMA, 'a secure-aggregation message must be an object');
-    if (msg.round !== this.round || msg.attempt !== this.attempt) return this.stale(msg.attempt, msg.round);
     if (msg.site !== i) return this.impersonation(i);
     try {
       switch (msg.type) {
@@ -334,11 +336,19 @@ export class SecureRound {
     }
   }
 
-  private stale(attempt: unknown, round: unknown = this.round): FedmetaError {
-    return new FedmetaError(
-      ErrorCode.STALE_ROUND,
-      `the message is for round ${String(round)} attempt ${String(attempt)} but round ${this.round} attempt ${this.attempt} is open; secure-aggregation keys are per attempt, so it cannot count: answer the current offer`,
-    );
+  /**
+   * The one check that what a site sent (its keys in the update, or a phase message) belongs to the attempt
+   * open now, made before the protocol's server sees it. The numbers alone do not suffice: a restarted
+   * coordinator re-issues the attempt it was running under the same number, and only the fresh round id tells
+   * that issue from the old one, whose masked vector nothing else would refuse.
+   */
+  private stale(m: { round: unknown; attempt: unknown; roundId: unknown }): FedmetaError | null {
+    const numbered = m.round === this.round && m.attempt === this.attempt;
+    if (numbered && sameRoundId(m.roundId, this.common.roundId)) return null;
+    const what = numbered
+      ? `an earlier issue of round ${this.round} attempt ${this.attempt} (another round id: the coordinator restarted and re-issued it)`
+      : `round ${String(m.round)} attempt ${String(m.attempt)} but round ${this.round} attempt ${this.attempt} is open`;
+    return new FedmetaError(ErrorCode.STALE_ROUND, `the message is for ${what}; secure-aggregation keys are per attempt, so it cannot count: answer the current offer`);
   }
 
   private impersonation(i: number): FedmetaError {

@@ -3,7 +3,7 @@ import type { Server as HttpsServer } from 'node:https';
 import { Server } from 'socket.io';
 import type { Socket } from 'socket.io';
 import { Decoder, Encoder } from 'socket.io-parser';
-import { chunkCount, chunkRange, decodeMessageOf, encodeMessage, ErrorCode, FedmetaError, isFedmetaError, PROTOCOL_LIMITS, PROTOCOL_VERSION } from '@fedmeta/shared';
+import { chunkCount, chunkRange, decodeMessageOf, encodeMessage, ErrorCode, FedmetaError, isFedmetaError, PROTOCOL_LIMITS, PROTOCOL_VERSION, sameRoundId } from '@fedmeta/shared';
 import type {
   AckMessage,
   ClientToServerEvents,
@@ -486,11 +486,20 @@ export class SocketHub implements SiteHub {
 
 /**
  * Gathers one site's masked update from its pieces (laid out over dim + 1 words, as the schema has checked),
- * for the engine, which takes it whole. A piece of another round, attempt or piece count starts over; a
- * transfer left unfinished is dropped after the timeout.
+ * for the engine, which takes it whole. A piece of another round, attempt, round id or piece count starts
+ * over (so pieces of two issues of an attempt are never joined); a transfer left unfinished is dropped after
+ * the timeout.
  */
 class MaskedAssembler {
-  private cur: { round: number; attempt: number; count: number; bytes: Uint8Array; seen: Set<number>; timer: ReturnType<typeof setTimeout> } | null = null;
+  private cur: {
+    round: number;
+    attempt: number;
+    roundId: Uint8Array;
+    count: number;
+    bytes: Uint8Array;
+    seen: Set<number>;
+    timer: ReturnType<typeof setTimeout>;
+  } | null = null;
 
   constructor(
     private readonly dim: number,
@@ -503,17 +512,17 @@ class MaskedAssembler {
       return m;
     }
     let c = this.cur;
-    if (c === null || c.round !== m.round || c.attempt !== m.attempt || c.count !== m.count) {
+    if (c === null || c.round !== m.round || c.attempt !== m.attempt || !sameRoundId(m.roundId, c.roundId) || c.count !== m.count) {
       this.drop();
       const timer = setTimeout(() => this.drop(), this.timeoutMs);
       timer.unref();
-      c = this.cur = { round: m.round, attempt: m.attempt, count: m.count, bytes: new Uint8Array(4 * (this.dim + 1)), seen: new Set(), timer };
+      c = this.cur = { round: m.round, attempt: m.attempt, roundId: m.roundId, count: m.count, bytes: new Uint8Array(4 * (this.dim + 1)), seen: new Set(), timer };
     }
     if (c.seen.has(m.index)) throw new FedmetaError(ErrorCode.CHUNK, `masked piece ${m.index} arrived twice; resend the masked update from its first piece`);
     c.bytes.set(m.masked, 4 * chunkRange(this.dim + 1, m.count, m.index).start);
     c.seen.add(m.index);
     if (c.seen.size < c.count) return null;
-    const whole: SecAggMaskedWire = { type: 'secagg-masked', round: m.round, attempt: m.attempt, site: m.site, index: 0, count: 1, masked: c.bytes };
+    const whole: SecAggMaskedWire = { type: 'secagg-masked', round: m.round, attempt: m.attempt, roundId: m.roundId, site: m.site, index: 0, count: 1, masked: c.bytes };
     this.drop();
     return whole;
   }

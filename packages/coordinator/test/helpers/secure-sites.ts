@@ -12,6 +12,8 @@ export interface SecureSiteOptions {
   /** Stops answering at this phase, in the attempts for which `dropIn` says so (default: every attempt). */
   drop?: DropPhase;
   dropIn?: (attempt: number) => boolean;
+  /** Sees every offer the site gets, before it answers (or stays silent). */
+  onOffer?: (offer: RoundOffer) => void;
   /** Sees every message the site sends (replays in tests). */
   onSend?: (msg: SecAggSiteWire | SiteUpdate) => void;
   /** Collects the coordinator's verdicts on the site's update and secure-aggregation messages. */
@@ -25,7 +27,7 @@ export interface SecureSiteOptions {
 export function connectSecureSite(m: MemoryHub, name: string, seed: Uint8Array, target: Float32Array, o: SecureSiteOptions): MemorySite {
   const identity = identityFromSeed(seed);
   let client: SecAggClient | null = null;
-  let current: { round: number; attempt: number; update: Float32Array; examples: number } | null = null;
+  let current: { round: number; attempt: number; roundId: Uint8Array; update: Float32Array; examples: number } | null = null;
   const drops = (attempt: number): boolean => o.drop !== undefined && (o.dropIn?.(attempt) ?? true);
   const send = <T extends SecAggSiteWire | SiteUpdate>(msg: T): T => {
     o.onSend?.(structuredClone(msg));
@@ -34,20 +36,21 @@ export function connectSecureSite(m: MemoryHub, name: string, seed: Uint8Array, 
   return m.connect(
     name,
     (offer: RoundOffer) => {
+      o.onOffer?.(structuredClone(offer));
       const u = quadraticUpdate(offer, target, o.examples);
       if (!offer.secagg) return send(u);
       if (o.drop === 'offer' && drops(offer.secagg.attempt)) return null;
       client = new SecAggClient(secAggConfigOf(offer.secagg, offer.params.length), offer.secagg.site, seed);
-      current = { round: offer.round, attempt: offer.secagg.attempt, update: u.update, examples: Math.min(o.examples, offer.secagg.maxWeight) };
+      current = { round: offer.round, attempt: offer.secagg.attempt, roundId: offer.secagg.roundId, update: u.update, examples: Math.min(o.examples, offer.secagg.maxWeight) };
       const a = client.advertise();
-      return send({ ...u, update: null, secagg: { attempt: offer.secagg.attempt, advertise: { site: a.site, cPublic: a.cPublic, sPublic: a.sPublic, signature: a.signature } } });
+      return send({ ...u, update: null, secagg: { attempt: offer.secagg.attempt, roundId: offer.secagg.roundId, advertise: { site: a.site, cPublic: a.cPublic, sPublic: a.sPublic, signature: a.signature } } });
     },
     {
       identity: identity.publicKey,
       ...(o.acks ? { onSecAggAck: (ack: UpdateAck) => o.acks?.push(ack), onAck: (ack: UpdateAck) => o.acks?.push(ack) } : {}),
       onSecAgg: (msg: SecAggToSite) => {
         if (!client || !current || msg.round !== current.round || msg.attempt !== current.attempt) return null;
-        const head = { round: current.round, attempt: current.attempt };
+        const head = { round: current.round, attempt: current.attempt, roundId: current.roundId };
         const phase = msg.type.slice('secagg-'.length) as DropPhase;
         if (drops(current.attempt) && o.drop === phase) return null;
         switch (msg.type) {

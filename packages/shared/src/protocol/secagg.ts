@@ -9,7 +9,10 @@ import { checkRecord, fail, FieldSet, int, num } from './schema.js';
  * The wire form of secure aggregation (packages/shared/src/secagg): what a round offer adds so that a sampled
  * site can join, what its update carries instead of the vector, and one message per phase in each direction.
  * Every phase message names its round and attempt: keys are fresh per attempt, so a message of another attempt
- * is stale before any cryptography looks at it (and would not verify if it did).
+ * is stale before any cryptography looks at it (and would not verify if it did). What a site sends also names
+ * the attempt's round id: a coordinator that restarts re-issues the interrupted attempt under the same number
+ * (to sample the same sites) but with a new round id, and the masked update, unlike the other phases, carries
+ * no signature or AEAD tag bound to it, so only the round id tells an old issue's masked vector from the new.
  */
 
 /** Most sites in one secure-aggregation roster (the largest roster the coordinator offers). */
@@ -46,6 +49,8 @@ export interface SecAggOffer {
  */
 export interface SecAggUpdateFields {
   attempt: number;
+  /** The offer's round id, whole: it is public to the roster already, and equality needs no hashing. */
+  roundId: Uint8Array;
   advertise: SecAggAdvertisedKeys;
 }
 
@@ -64,10 +69,25 @@ interface Header {
   attempt: number;
 }
 
+/**
+ * Whether a message's round id is `current`, byte for byte. Round ids are public to the roster, so a plain
+ * comparison will do; anything but a byte string (a message that skipped the codec) is another round's.
+ */
+export function sameRoundId(v: unknown, current: Uint8Array): boolean {
+  if (!(v instanceof Uint8Array) || v.length !== current.length) return false;
+  for (let i = 0; i < v.length; i++) if (v[i] !== current[i]) return false;
+  return true;
+}
+
 // ---------------------------------------------------------------------------------------------- site → server
 
+/** A site's phase messages also carry its offer's round id, which tells a re-issued attempt from the one before. */
+interface SiteHeader extends Header {
+  roundId: Uint8Array;
+}
+
 /** Phase 2: the site's encrypted shares, one per neighbour that advertised keys. */
-export interface SecAggSharesWire extends Header {
+export interface SecAggSharesWire extends SiteHeader {
   type: 'secagg-shares';
   site: number;
   shares: SecAggEncryptedShare[];
@@ -78,7 +98,7 @@ export interface SecAggSharesWire extends Header {
  * Phase 3: the masked update, 4 × (dim + 1) bytes of little-endian words (the update, then the weight), in
  * `count` pieces laid out as `chunkRange(dim + 1, count, index)` in words. The only form the update leaves in.
  */
-export interface SecAggMaskedWire extends Header {
+export interface SecAggMaskedWire extends SiteHeader {
   type: 'secagg-masked';
   site: number;
   index: number;
@@ -87,14 +107,14 @@ export interface SecAggMaskedWire extends Header {
 }
 
 /** Phase 4: the site's signature over the survivor list it was shown. */
-export interface SecAggConfirmWire extends Header {
+export interface SecAggConfirmWire extends SiteHeader {
   type: 'secagg-confirm';
   site: number;
   signature: Uint8Array;
 }
 
 /** Phase 5: self-mask shares of the survivors, key shares of the sites that dropped. */
-export interface SecAggUnmaskWire extends Header {
+export interface SecAggUnmaskWire extends SiteHeader {
   type: 'secagg-unmask';
   site: number;
   selfMaskShares: SecAggShare[];
@@ -130,17 +150,17 @@ export type SecAggServerWire = SecAggKeysWire | SecAggDeliveryWire | SecAggSurvi
 // ---------------------------------------------------------------------------------------------- validation
 
 const OFFER = new FieldSet(['attempt', 'roundId', 'roster', 'site', 'threshold', 'degree', 'clipNorm', 'maxWeight']);
-const UPDATE_FIELDS = new FieldSet(['attempt', 'advertise']);
+const UPDATE_FIELDS = new FieldSet(['attempt', 'roundId', 'advertise']);
 const ADVERTISED = new FieldSet(['site', 'cPublic', 'sPublic', 'signature']);
 const ENCRYPTED = new FieldSet(['to', 'ciphertext']);
 const DELIVERED = new FieldSet(['from', 'ciphertext']);
 const SHARE = new FieldSet(['of', 'value']);
 const SIGNED = new FieldSet(['site', 'signature']);
 const FIELDS: Record<SecAggSiteWire['type'] | SecAggServerWire['type'], FieldSet> = {
-  'secagg-shares': new FieldSet(['type', 'round', 'attempt', 'site', 'shares', 'selfMaskCommitment']),
-  'secagg-masked': new FieldSet(['type', 'round', 'attempt', 'site', 'index', 'count', 'masked']),
-  'secagg-confirm': new FieldSet(['type', 'round', 'attempt', 'site', 'signature']),
-  'secagg-unmask': new FieldSet(['type', 'round', 'attempt', 'site', 'selfMaskShares', 'keyShares']),
+  'secagg-shares': new FieldSet(['type', 'round', 'attempt', 'roundId', 'site', 'shares', 'selfMaskCommitment']),
+  'secagg-masked': new FieldSet(['type', 'round', 'attempt', 'roundId', 'site', 'index', 'count', 'masked']),
+  'secagg-confirm': new FieldSet(['type', 'round', 'attempt', 'roundId', 'site', 'signature']),
+  'secagg-unmask': new FieldSet(['type', 'round', 'attempt', 'roundId', 'site', 'selfMaskShares', 'keyShares']),
   'secagg-keys': new FieldSet(['type', 'round', 'attempt', 'keys']),
   'secagg-delivery': new FieldSet(['type', 'round', 'attempt', 'shares']),
   'secagg-survivors': new FieldSet(['type', 'round', 'attempt', 'survivors']),
@@ -197,6 +217,7 @@ function advertised(v: unknown, path: string): void {
 export function checkSecAggUpdateFields(v: unknown, path: string): void {
   const o = checkRecord(v, path, UPDATE_FIELDS);
   int(o['attempt'], `${path}.attempt`, 0, Number.MAX_SAFE_INTEGER);
+  bytes(o['roundId'], `${path}.roundId`, ROUND_ID_MIN, ROUND_ID_MAX);
   advertised(o['advertise'], `${path}.advertise`);
 }
 
@@ -208,6 +229,8 @@ export function checkSecAggMessage(o: Record<string, unknown>, type: SecAggSiteW
   checkRecord(o, type, FIELDS[type]);
   int(o['round'], `${type}.round`, 0, Number.MAX_SAFE_INTEGER);
   int(o['attempt'], `${type}.attempt`, 0, Number.MAX_SAFE_INTEGER);
+  // Present exactly on what a site sends (the field sets say which).
+  if (Object.hasOwn(o, 'roundId')) bytes(o['roundId'], `${type}.roundId`, ROUND_ID_MIN, ROUND_ID_MAX);
   if (Object.hasOwn(o, 'site')) index(o['site'], `${type}.site`);
   const n = SECAGG_MAX_SITES;
   switch (type) {
