@@ -1,51 +1,13 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
+import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { main } from '../src/cli.js';
+import { withTinyConfig } from './helpers/tiny-config.js';
 import type { PrivacyCostResults } from '../src/privacy-cost/index.js';
 
-const data = fileURLToPath(new URL('../../../data/cic-ids2017/cic-ids2017-sample.csv.gz', import.meta.url));
-
-/** The shipped offices on a thinned sample, a tiny model and two rounds: every setting in seconds. */
-function tinyConfig(): string {
-  return `
-dataset: cic-tiny
-data: { files: [${JSON.stringify(data)}], maxPerFamily: 300 }
-schema: cicflowmeter
-sites:
-  - { name: office-ftp, families: [FTP-Patator] }
-  - { name: office-dos, families: [DoS GoldenEye, DoS Hulk, DoS Slowhttptest, DoS Slowloris] }
-  - { name: office-ddos-scan, families: [DDoS, Portscan] }
-  - { name: office-web-infil, families: [Web Attack - Brute Force, Web Attack - SQL Injection, Web Attack - XSS, Infiltration, Infiltration - Portscan] }
-validationFamily: SSH-Patator
-evalFamilies: [Botnet]
-model: { hidden: [8], activation: relu }
-rounds: 2
-local: { episodes: 1, shots: 4, queryShots: 4, innerSteps: 1, innerLr: 0.05 }
-K: [2]
-seeds: 1
-supportDraws: 1
-tuning: { steps: [2], lr: [0.05], draws: 1 }
-target: { K: 2, metric: f1, value: 0.5 }
-`;
-}
-
-async function withConfig(fn: (config: string, dir: string) => Promise<void>): Promise<void> {
-  const dir = await mkdtemp(join(tmpdir(), 'fedmeta-privacy-cost-'));
-  try {
-    const config = join(dir, 'tiny.yaml');
-    await writeFile(config, tinyConfig());
-    await fn(config, dir);
-  } finally {
-    await rm(dir, { recursive: true, force: true });
-  }
-}
-
 test('fedmeta-lab privacy-cost measures F1 without DP, with central DP at each σ and with local DP-SGD, and the ε each reaches', async () => {
-  await withConfig(async (config, dir) => {
+  await withTinyConfig(async (config, dir) => {
     const out = join(dir, 'out');
     const code = await main(['privacy-cost', '--config', config, '--out', out, '--seeds', '1', '--rounds', '2', '--sites', '5', '--sampled', '3', '--K', '2', '--draws', '1', '--sigmas', '2,0.5,1']);
     assert.equal(code, 0);
@@ -81,7 +43,7 @@ test('fedmeta-lab privacy-cost measures F1 without DP, with central DP at each �
 });
 
 test('fedmeta-lab privacy-cost refuses more sampled sites than sites, and a noise multiplier that is not a number', async () => {
-  await withConfig(async (config, dir) => {
+  await withTinyConfig(async (config, dir) => {
     assert.equal(await main(['privacy-cost', '--config', config, '--out', dir, '--sites', '5', '--sampled', '6', '--rounds', '1', '--seeds', '1']), 1);
     assert.equal(await main(['privacy-cost', '--config', config, '--out', dir, '--sigmas', '0.5,x', '--rounds', '1', '--seeds', '1']), 1);
   });

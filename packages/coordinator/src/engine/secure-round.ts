@@ -6,6 +6,7 @@ import { waitUntil } from './attempt.js';
 import type { BoundedWait, EngineClock } from './attempt.js';
 import type { RoundOffer, SecAggFromSite, SecAggToSite, SiteHub, SiteUpdate, UpdateAck } from './hub.js';
 import { crashPoint } from '../test-hooks.js';
+import type { SecureDropouts, SecureRoundSummary } from '../state/types.js';
 
 /**
  * Secure aggregation in a real round (packages/shared/src/secagg drives the cryptography; this drives the
@@ -80,30 +81,6 @@ export function secureThreshold(fraction: number, n: number, degree: number): nu
 export type SecureOutcome =
   | { ok: true; result: SecAggResult; contributors: string[] }
   | { ok: false; reason: string; code: ErrorCode };
-
-/** Sites that stopped answering after phase 1, by the phase they missed. */
-export interface SecureDropouts {
-  share: number;
-  mask: number;
-  confirm: number;
-  unmask: number;
-}
-
-/** What a securely aggregated round's record says about it. */
-export interface SecureRoundSummary {
-  /** Sites in the roster (sampled sites with an identity key). */
-  roster: number;
-  threshold: number;
-  /** 0: all pairs. */
-  degree: number;
-  clipNorm: number;
-  maxWeight: number;
-  /** Sites whose masked update is in the sum. */
-  contributors: number;
-  dropped: SecureDropouts;
-  /** The update vectors were summed under masking; these per-site scalars were reported in plaintext beside them. */
-  plaintextPerSite: string[];
-}
 
 export interface SecureRoundOptions {
   round: number;

@@ -32,16 +32,31 @@ export interface RoundRecord {
    * With secure aggregation: the roster, the threshold, how many sites the sum covers and who dropped out in
    * which phase, and which per-site values were still reported in plaintext (scalars, not the update).
    */
-  secureAggregation?: {
-    roster: number;
-    threshold: number;
-    degree: number;
-    clipNorm: number;
-    maxWeight: number;
-    contributors: number;
-    dropped: { share: number; mask: number; confirm: number; unmask: number };
-    plaintextPerSite: string[];
-  };
+  secureAggregation?: SecureRoundSummary;
+}
+
+/** Sites that stopped answering after phase 1 of secure aggregation, by the phase they missed. */
+export interface SecureDropouts {
+  share: number;
+  mask: number;
+  confirm: number;
+  unmask: number;
+}
+
+/** What a securely aggregated round's record says about it. */
+export interface SecureRoundSummary {
+  /** Sites in the roster (sampled sites with an identity key). */
+  roster: number;
+  threshold: number;
+  /** 0: all pairs. */
+  degree: number;
+  clipNorm: number;
+  maxWeight: number;
+  /** Sites whose masked update is in the sum. */
+  contributors: number;
+  dropped: SecureDropouts;
+  /** The update vectors were summed under masking; these per-site scalars were reported in plaintext beside them. */
+  plaintextPerSite: string[];
 }
 
 /**
