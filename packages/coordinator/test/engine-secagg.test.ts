@@ -80,9 +80,15 @@ test('secure aggregation with no dropout: the committed step equals the plaintex
   const reference = await engineOn(plain, false);
   await reference.runRound();
 
-  const { m } = secureFederation();
-  const engine = await engineOn(m, true);
+  // The phase the status shows whenever a site sends a secure-aggregation message (after its update).
+  const phases = new Set<string | undefined>();
+  let engine: RoundEngine | null = null;
+  const { m } = secureFederation(new Map(), undefined, (_site, msg) => {
+    if ('type' in msg) phases.add(engine?.status().roundInFlight?.phase);
+  });
+  engine = await engineOn(m, true);
   const record = await engine.runRound();
+  assert.deepEqual([...phases], ['secure-aggregation'], 'status shows the secure phases while they run');
   assert.equal(record.status, 'committed');
   assert.equal(record.accepted, N);
   assert.deepEqual(record.rejected, {});

@@ -417,9 +417,12 @@ export class RoundEngine extends EventEmitter<EngineEvents> {
 
   /** Runs the secure phases after the collection, then commits the unmasked sum (or aborts, with the reason). */
   private async finishSecure(log: Logger, secure: SecureRound, input: AttemptOutcome, quorum: number): Promise<RoundRecord> {
+    const inFlight = this.inFlight;
+    if (inFlight) this.inFlight = { ...inFlight, phase: 'secure-aggregation' };
     const outcome = await secure.run();
     this.secureRound = null;
     this.throwIfClosed(input.round);
+    if (inFlight) this.inFlight = { ...inFlight, phase: 'committing' };
     const sum = outcome.ok ? outcome.result : null;
     const contributors = new Map([...input.accepted].filter(([site]) => outcome.ok && outcome.contributors.includes(site)));
     const done: AttemptOutcome = { ...input, accepted: contributors, secureAggregation: secure.summary() };

@@ -25,7 +25,8 @@ export interface RoundInFlight {
   round: number;
   attempt: number;
   fromVersion: number;
-  phase: 'waiting-for-sites' | 'collecting' | 'committing';
+  /** secure-aggregation: the updates are in and the masking phases run (only with secure aggregation). */
+  phase: 'waiting-for-sites' | 'collecting' | 'secure-aggregation' | 'committing';
   sampled: number;
   answered: number;
   accepted: number;
