@@ -140,7 +140,7 @@ const secureAggregationSchema = z
       .gt(0.5)
       .max(1)
       .describe('Fraction of the sampled sites (of a site\'s neighbours under SecAgg+) needed to rebuild a dropped site\'s masks, and the fewest the sum may cover; more than one half.'),
-    degree: z.number().int().min(0).describe('Neighbours per site (SecAgg+, an even number); 0 masks between all pairs.'),
+    degree: z.number().int().min(0).describe('Neighbours per site (SecAgg+, an even number); 0 chooses: all pairs up to 100 sampled sites, 32 neighbours beyond.'),
     clipNorm: z.number().positive().describe('L2 norm each site clips its update to before masking.'),
     maxWeight: z.number().int().min(1).describe('Largest example count a site may weight its update by under secure aggregation.'),
     phaseSeconds: z.number().positive().describe('Deadline of each secure-aggregation phase after the updates are in.'),
@@ -202,7 +202,7 @@ export const coordinatorConfigSchema = z
     if (dpProblem !== null) issue(dp.mode === 'central' ? ['aggregator'] : ['rounds', 'algorithm'], dpProblem);
     const k = c.privacy.secureAggregation.degree;
     if (c.privacy.secureAggregation.enabled && k % 2 !== 0) {
-      issue(['privacy', 'secureAggregation', 'degree'], `the SecAgg+ neighbourhood degree must be even (got ${k}); 0 masks between all pairs`);
+      issue(['privacy', 'secureAggregation', 'degree'], `the SecAgg+ neighbourhood degree must be even (got ${k}); 0 chooses one from the number of sites`);
     }
   });
 

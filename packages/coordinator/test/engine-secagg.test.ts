@@ -3,6 +3,7 @@ import assert from 'node:assert/strict';
 import { ErrorCode } from '@fedmeta/shared';
 import type { FedmetaError, SecAggMaskedWire, SecAggSiteWire } from '@fedmeta/shared';
 import { RoundEngine } from '../src/engine/round-engine.js';
+import { ALL_PAIRS_MAX_SITES, AUTO_DEGREE, effectiveDegree, secureThreshold } from '../src/engine/secure-round.js';
 import { createMemoryHub } from '../src/engine/memory-hub.js';
 import type { MemoryHub, MemorySite } from '../src/engine/memory-hub.js';
 import type { RoundOffer, SiteUpdate, UpdateAck } from '../src/engine/hub.js';
@@ -245,4 +246,13 @@ test('secure aggregation is refused with aggregators that need individual update
   const make = (c: EngineConfig) => () => new RoundEngine({ store: new MemoryStore(), hub: m.hub, config: c, logger: captureLogger('silent').logger });
   assert.throws(make({ ...config(true), aggregator: { kind: 'median' } }), (e: Error) => /needs individual updates/.test(e.message));
   assert.throws(make({ ...config(true), secureAggregation: { ...SECURE, threshold: 0.5 } }), (e: Error) => /threshold/.test(e.message));
+});
+
+test('degree 0 chooses all pairs for small rosters and SecAgg+ neighbourhoods beyond; the threshold follows the holders', () => {
+  assert.equal(effectiveDegree(0, ALL_PAIRS_MAX_SITES), 0);
+  assert.equal(effectiveDegree(0, ALL_PAIRS_MAX_SITES + 1), AUTO_DEGREE);
+  assert.equal(effectiveDegree(10, 5), 10, 'a configured degree is kept (all pairs when it covers the roster)');
+  assert.equal(secureThreshold(0.6, 10, effectiveDegree(0, 10)), 6, '60% of 10 holders');
+  assert.equal(secureThreshold(0.6, 1000, effectiveDegree(0, 1000)), 20, `60% of ${AUTO_DEGREE + 1} holders, rounded up`);
+  assert.equal(secureThreshold(0.51, 4, 0), 3, 'always more than half of the holders');
 });

@@ -1,5 +1,5 @@
 import { randomBytes } from 'node:crypto';
-import { ErrorCode, FedmetaError, isFedmetaError, SECAGG_MAX_SITES, sameRoundId, SecAggServer, secAggConfigOf } from '@fedmeta/shared';
+import { ErrorCode, FedmetaError, isFedmetaError, needsIndividualUpdates, SECAGG_MAX_SITES, sameRoundId, SecAggServer, secAggConfigOf } from '@fedmeta/shared';
 import type { AggregatorConfig, SecAggOffer, SecAggResult } from '@fedmeta/shared';
 import type { Logger } from 'pino';
 import { waitUntil } from './attempt.js';
@@ -22,7 +22,7 @@ export interface SecureAggregationConfig {
   enabled: boolean;
   /** Fraction (> 1/2) of each site's share holders (all sampled sites, or its neighbours plus itself) needed. */
   threshold: number;
-  /** Neighbours per site (SecAgg+, even); 0 masks between all pairs. */
+  /** Neighbours per site (SecAgg+, even); 0 chooses: all pairs up to ALL_PAIRS_MAX_SITES, AUTO_DEGREE beyond. */
   degree: number;
   clipNorm: number;
   maxWeight: number;
@@ -42,11 +42,11 @@ function fail(field: string, rule: string): never {
 export function validateSecureConfig(c: SecureAggregationConfig | undefined, aggregator: AggregatorConfig): ActiveSecureConfig | null {
   if (c === undefined || !c.enabled) return null;
   if (!(Number.isFinite(c.threshold) && c.threshold > 0.5 && c.threshold <= 1)) fail('threshold', 'a fraction above 0.5 and at most 1');
-  if (!(Number.isInteger(c.degree) && c.degree >= 0 && c.degree % 2 === 0)) fail('degree', 'an even whole number (0 masks between all pairs)');
+  if (!(Number.isInteger(c.degree) && c.degree >= 0 && c.degree % 2 === 0)) fail('degree', 'an even whole number (0 chooses: all pairs up to 100 sites, 32 neighbours beyond)');
   if (!(Number.isFinite(c.clipNorm) && c.clipNorm > 0)) fail('clipNorm', 'a positive number');
   if (!(Number.isFinite(c.maxWeight) && c.maxWeight >= 1)) fail('maxWeight', 'at least 1');
   if (!(Number.isFinite(c.phaseSeconds) && c.phaseSeconds > 0)) fail('phaseSeconds', 'a positive number');
-  if (aggregator.kind === 'median' || aggregator.kind === 'trimmed-mean' || aggregator.kind === 'multi-krum') {
+  if (needsIndividualUpdates(aggregator)) {
     throw new FedmetaError(
       ErrorCode.CONFIG,
       `the ${aggregator.kind} aggregator needs individual updates, which secure aggregation hides; use mean, norm-clip or centered-clipping, or turn secure aggregation off`,
@@ -64,6 +64,21 @@ export function secureBounds(c: ActiveSecureConfig, aggregator: AggregatorConfig
   if (aggregator.kind === 'norm-clip') clipNorm = Math.min(clipNorm, aggregator.maxNorm);
   if (centralDpClip !== null) clipNorm = Math.min(clipNorm, centralDpClip);
   return { clipNorm, maxWeight: centralDpClip !== null ? 1 : c.maxWeight };
+}
+
+/** Rosters up to this size mask between all pairs when no degree is configured. */
+export const ALL_PAIRS_MAX_SITES = 100;
+/**
+ * Neighbours per site beyond ALL_PAIRS_MAX_SITES when no degree is configured (SecAgg+, Bell et al. 2020): each
+ * site's work and messages stay constant as the federation grows; measured at 1,024 sites it costs 1.03x the
+ * plaintext bytes (npm run bench:secagg), where all pairs would put about 100 kB of shares in one message.
+ */
+export const AUTO_DEGREE = 32;
+
+/** The configured degree, or with 0 (automatic) all pairs for small rosters and AUTO_DEGREE neighbours beyond. */
+export function effectiveDegree(configured: number, rosterSize: number): number {
+  if (configured > 0) return configured;
+  return rosterSize <= ALL_PAIRS_MAX_SITES ? 0 : AUTO_DEGREE;
 }
 
 /** Holders of each site's shares: all n sites, or the site and its `degree` neighbours (SecAgg+). */
@@ -136,7 +151,7 @@ export class SecureRound {
     }
     this.roster = roster;
     this.unidentified = unidentified;
-    const { degree } = opts.config;
+    const degree = effectiveDegree(opts.config.degree, roster.length);
     this.threshold = secureThreshold(opts.config.threshold, Math.max(roster.length, 2), degree);
     this.common = {
       attempt: opts.attempt,
