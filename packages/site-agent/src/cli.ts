@@ -73,6 +73,7 @@ async function run(argv: Record<string, unknown>): Promise<number> {
     ...metrics.hooks,
   });
   metrics.metrics.watchConnection(() => agent.connected);
+  metrics.metrics.watchPrivacy(() => agent.privacy());
   const watcher = config.data.watchDir !== undefined ? new DataDirWatcher(config.data.watchDir, () => agent.dataChanged()) : undefined;
   const stop = (): void => {
     logger.info('stopping');

@@ -29,6 +29,7 @@ import { credentialPath, type AgentConfig } from './config.js';
 import { writeModelFile } from './model-file.js';
 import { RoundWorker } from './rounds.js';
 import type { SiteData } from './site-data.js';
+import { SitePrivacyLedger, ledgerPath } from './privacy-ledger.js';
 import { modelPath, readCredentialFile, storeCredential } from './state.js';
 import type { ComputedUpdate } from './trainer.js';
 import { ParamsTransfers } from './transfers.js';
@@ -54,6 +55,8 @@ export interface SiteAgentOptions {
   onAnswered?: (u: ComputedUpdate, ack: AckMessage) => void;
   /** Called when an update has been computed, with the seconds that took (the agent's metrics). */
   onComputed?: (u: ComputedUpdate, seconds: number) => void;
+  /** The site's privacy ledger; default: the one in <stateDir>, opened by start(). */
+  ledger?: SitePrivacyLedger;
 }
 
 export type AgentStop = { reason: 'stopped' } | { reason: 'refused'; code: string; message: string };
@@ -78,6 +81,8 @@ export class SiteAgent {
   private cachedRelease: number | undefined;
   /** The message size the coordinator announced in this connection's welcome; updates are chunked to fit it. */
   private wireLimits: Pick<WelcomeMessage, 'chunkValues' | 'maxMessageBytes'> | undefined;
+  private ledger: SitePrivacyLedger | undefined;
+  private ledgerLoad: Promise<SitePrivacyLedger> | undefined;
 
   constructor(private readonly opts: SiteAgentOptions) {
     this.log = opts.logger.child({ site: opts.config.site });
@@ -89,6 +94,7 @@ export class SiteAgent {
       send: (u, secagg) => this.send(u, secagg),
       sendSecAgg: (msgs) => this.sendSecAgg(msgs),
       credential: () => (this.auth?.kind === 'credential' ? this.auth.credential : undefined),
+      ledger: () => this.privacyLedger(),
       chunkValues: () => this.wireLimits?.chunkValues ?? CHUNK_VALUES,
       ...(opts.onAnswered ? { onAnswered: opts.onAnswered } : {}),
       ...(opts.onComputed ? { onComputed: opts.onComputed } : {}),
@@ -108,6 +114,9 @@ export class SiteAgent {
       );
     }
     validateMessage(this.hello());
+    // A damaged ledger stops the agent before it can answer a round.
+    const spent = (await this.privacyLedger()).report();
+    this.log.info({ epsilon: spent.epsilon, epsilonBudget: spent.maxEpsilon, delta: spent.delta, charges: spent.charges }, 'privacy ledger loaded');
     if (c.activation !== undefined) {
       this.log.warn('the activation setting is ignored: the model, activation included, comes from the coordinator with every round; remove it from the configuration');
     }
@@ -134,6 +143,21 @@ export class SiteAgent {
   /** Marks the site's data as changed; it is reloaded before the next round. */
   dataChanged(): void {
     if (typeof this.opts.data === 'function') this.data = undefined;
+  }
+
+  /** ε spent by this site's records and its budget, once the ledger is loaded (the agent's metrics). */
+  privacy(): { epsilon: number; epsilonBudget: number } | undefined {
+    const r = this.ledger?.report();
+    return r === undefined ? undefined : { epsilon: r.epsilon, epsilonBudget: r.maxEpsilon };
+  }
+
+  private privacyLedger(): Promise<SitePrivacyLedger> {
+    if (this.ledgerLoad === undefined) {
+      const given = this.opts.ledger;
+      const loading = given !== undefined ? Promise.resolve(given) : SitePrivacyLedger.open(ledgerPath(this.opts.config.stateDir), this.opts.config.privacy);
+      this.ledgerLoad = loading.then((l) => (this.ledger = l));
+    }
+    return this.ledgerLoad;
   }
 
   get connected(): boolean {

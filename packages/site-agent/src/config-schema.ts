@@ -35,6 +35,23 @@ const reconnectSchema = z
   })
   .strict();
 
+const privacySchema = z
+  .object({
+    epsilonBudget: z
+      .number()
+      .positive()
+      .finite()
+      .describe(
+        'This site\'s own record-level privacy budget (ε). On rounds with local DP the agent keeps a ledger of the ε its records have spent (<stateDir>/privacy-ledger.json) and declines a round that would take it past this, whatever the coordinator says. Smaller is more private; 1 to 10 is the usual range.',
+      ),
+    delta: z
+      .number()
+      .gt(0)
+      .lt(1)
+      .describe('δ of this site\'s (ε, δ) guarantee: the small chance the ε bound does not hold. Keep it well below 1 / the number of flows the site holds.'),
+  })
+  .strict();
+
 export const agentConfigSchema = z
   .object({
     coordinatorUrl: z.string().url().describe('The coordinator, e.g. https://soc.example.org:8443.'),
@@ -54,8 +71,9 @@ export const agentConfigSchema = z
     backend: z.enum(['wasm', 'cpu', 'tensorflow']).describe('Tensor backend: wasm (default), cpu, or tensorflow (needs @tensorflow/tfjs-node).'),
     seed: z.number().int().min(0).max(Number.MAX_SAFE_INTEGER).optional().describe('This site\'s secret episode seed; drawn once and kept in <stateDir>/site-seed when unset. Never sent.'),
     logLevel: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).describe('pino log level.'),
-    stateDir: path.describe('Directory for the credential, the site seed and the released model versions (for detect).'),
+    stateDir: path.describe('Directory for the credential, the site seed, the privacy ledger and the released model versions (for detect).'),
     reconnect: reconnectSchema,
+    privacy: privacySchema,
     ackTimeoutMs: z.number().int().min(100).describe('How long to wait for the coordinator to acknowledge an update before resending it after reconnecting.'),
     maxReceiveBytes: z.number().int().min(1024).describe('Largest message accepted from the coordinator.'),
   })
@@ -83,6 +101,7 @@ export const AGENT_DEFAULTS = {
   logLevel: 'info',
   stateDir: 'fedmeta-agent-state',
   reconnect: { initialDelayMs: 1000, maxDelayMs: 30_000 },
+  privacy: { epsilonBudget: 10, delta: 1e-5 },
   ackTimeoutMs: 30_000,
   maxReceiveBytes: 64 * 1024 * 1024,
 } as const satisfies Omit<AgentConfigInput, 'site'>;
@@ -109,7 +128,7 @@ export const agentOptions = defineConfig({
 export const LEAVES = agentOptions.leaves;
 export const LEAF_BY_KEY = agentOptions.leafByKey;
 export const LEAF_BY_ENV = agentOptions.leafByEnv;
-/** Dotted names of the nested sections (`tls`, `data`, `reconnect`), which merge key by key across layers. */
+/** Dotted names of the nested sections (`tls`, `data`, `reconnect`, `privacy`), which merge key by key across layers. */
 export const SECTIONS = agentOptions.sections;
 
 /** Every option, for `--help`: the config file first, then each key of the configuration. */

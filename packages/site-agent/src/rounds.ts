@@ -1,8 +1,9 @@
 import { ErrorCode, isFedmetaError } from '@fedmeta/shared';
-import type { AckMessage, Logger, RoundTask, SecAggOffer, SecAggServerWire, SecAggSiteWire, SecAggUpdateFields } from '@fedmeta/shared';
+import type { AckMessage, Logger, MechanismSteps, RoundTask, SecAggOffer, SecAggServerWire, SecAggSiteWire, SecAggUpdateFields } from '@fedmeta/shared';
+import type { SitePrivacyLedger } from './privacy-ledger.js';
 import { SecAggParticipant } from './secagg.js';
 import type { SiteData } from './site-data.js';
-import { computeUpdate, type ComputedUpdate, type TrainOffer, type TrainOptions } from './trainer.js';
+import { prepareUpdate, type ComputedUpdate, type TrainOffer, type TrainOptions } from './trainer.js';
 
 /**
  * Answers round offers one at a time. Only the newest offer is kept while one is being computed; a result for
@@ -13,6 +14,10 @@ import { computeUpdate, type ComputedUpdate, type TrainOffer, type TrainOptions 
  * A securely aggregated offer is answered once per attempt (a re-issued round is a new attempt with new keys),
  * reusing the update computed for an earlier attempt of the same round; the update message then carries the
  * site's signed keys instead of the vector, and the worker answers the coordinator's phase messages.
+ *
+ * A round with record-level DP (the task's dp) is answered only within the site's own privacy budget: the
+ * worker asks the site's ledger before training (a round that would take ε past the budget is declined: nothing
+ * is computed or sent) and charges the update's mechanisms to the ledger, on disk, before sending it.
  */
 export interface OfferInHand extends TrainOffer {
   deadline: number;
@@ -30,6 +35,8 @@ export interface RoundWorkerOptions {
   sendSecAgg: (msgs: SecAggSiteWire[]) => Promise<AckMessage>;
   /** The site's credential, from which its secure-aggregation identity derives; undefined before enrollment. */
   credential: () => string | undefined;
+  /** The site's privacy ledger (loaded once); asked only for rounds with record-level DP. */
+  ledger: () => Promise<SitePrivacyLedger>;
   /** Values per message the coordinator announced (the masked update is sent in pieces of this size). */
   chunkValues: () => number;
   /** Called once per round with the coordinator's final verdict (tests and status). */
@@ -62,6 +69,10 @@ export class RoundWorker {
   /** The task of the last round offered: its inner loop is the default adaptation of `detect`. */
   lastTask: RoundTask | undefined;
   private idle: Promise<void> = Promise.resolve();
+  /** DP updates whose privacy is on the ledger: sending them again costs nothing more. */
+  private readonly charged = new WeakSet<ComputedUpdate>();
+  /** The last round said to be without DP, so that it is said once per round. */
+  private plainRound: number | null = null;
 
   constructor(private readonly opts: RoundWorkerOptions) {}
 
@@ -119,14 +130,8 @@ export class RoundWorker {
     }
     if (u === null) {
       const started = performance.now();
-      try {
-        u = await computeUpdate(o, await this.opts.data(), this.opts.train);
-      } catch (e) {
-        // Not enough data, a diverged inner loop, a model this site cannot build: the round goes on without it.
-        const code = isFedmetaError(e) ? e.code : undefined;
-        log.error({ code, err: isFedmetaError(e) ? undefined : e }, `could not compute an update for this round: ${isFedmetaError(e) ? e.message : 'internal error'}`);
-        return;
-      }
+      u = await this.compute(o, log);
+      if (u === null) return;
       const latest = this.latest as OfferInHand | null;
       if (latest !== null && (latest.round !== o.round || (o.secagg && latest.secagg?.attempt !== o.secagg.attempt))) {
         log.info('a newer round was offered while computing; this update was dropped');
@@ -144,6 +149,11 @@ export class RoundWorker {
     }
     const secagg = o.secagg ? this.joinSecure(o, u, log) : undefined;
     if (secagg === null) return;
+    // Charge, then send: the charge is on disk before anything computed from the update leaves the site.
+    if (u.accounting !== undefined && !this.charged.has(u) && !(await this.charge(u, u.accounting, log))) {
+      this.secure = null;
+      return;
+    }
     let ack: AckMessage;
     try {
       ack = await this.opts.send(u, secagg);
@@ -157,6 +167,60 @@ export class RoundWorker {
     else if (ack.error?.code === ErrorCode.DUPLICATE_UPDATE) log.info('the coordinator already had this update');
     else log.warn({ code: ack.error?.code }, `the coordinator rejected the update: ${ack.error?.message ?? 'no reason given'}`);
     this.opts.onAnswered?.(u, ack);
+  }
+
+  /**
+   * Trains this site's update for an offer, or returns null when it cannot (logged): not enough data, a diverged
+   * inner loop, a model this site cannot build, or a DP round past the site's budget. The round goes on without it.
+   */
+  private async compute(o: OfferInHand, log: Logger): Promise<ComputedUpdate | null> {
+    try {
+      const prepared = prepareUpdate(o, await this.opts.data(), this.opts.train);
+      if (prepared.dpPlan === null) this.notPrivate(o.round, log);
+      else if (!(await this.affords(prepared.dpPlan, log))) return null;
+      return await prepared.run();
+    } catch (e) {
+      const code = isFedmetaError(e) ? e.code : undefined;
+      log.error({ code, err: isFedmetaError(e) ? undefined : e }, `could not compute an update for this round: ${isFedmetaError(e) ? e.message : 'internal error'}`);
+      return null;
+    }
+  }
+
+  private notPrivate(round: number, log: Logger): void {
+    if (this.plainRound === round) return;
+    this.plainRound = round;
+    log.info("this round is not differentially private: its task asks for no DP-SGD, so this site's privacy budget is neither checked nor charged");
+  }
+
+  /** Whether the site's budget has room for a DP round that runs these mechanisms; warns when it has not. */
+  private async affords(plan: readonly MechanismSteps[], log: Logger): Promise<boolean> {
+    const q = (await this.opts.ledger()).quote(plan);
+    if (q.fits) return true;
+    log.warn(
+      { epsilon: q.epsilon, epsilonAfter: q.epsilonAfter, epsilonBudget: q.epsilonBudget, delta: q.delta },
+      `declined this differentially private round: this site has spent ε = ${q.epsilon.toFixed(3)} of its budget of ${q.epsilonBudget} (δ = ${q.delta}) and the round would take it to ${q.epsilonAfter.toFixed(3)}; nothing was computed or sent. Raise privacy.epsilonBudget only if the data owner accepts the extra privacy loss`,
+    );
+    return false;
+  }
+
+  /** Charges an update's privacy to the ledger (on disk); false, and logged, when it cannot be charged. */
+  private async charge(u: ComputedUpdate, used: readonly MechanismSteps[], log: Logger): Promise<boolean> {
+    try {
+      const q = await (await this.opts.ledger()).charge(used);
+      this.charged.add(u);
+      log.info({ epsilon: q.epsilonAfter, epsilonBudget: q.epsilonBudget, delta: q.delta }, "the update's privacy is charged to this site's ledger; sending it");
+      return true;
+    } catch (e) {
+      if (isFedmetaError(e, ErrorCode.PRIVACY_BUDGET)) {
+        // It will never fit: forget it rather than try again on a re-offer.
+        if (this.pending === u) this.pending = null;
+        if (this.computed === u) this.computed = null;
+        log.warn(`declined this differentially private round: ${e.message}`);
+      } else {
+        log.error({ code: isFedmetaError(e) ? e.code : undefined }, `the privacy of this update could not be recorded, so it was not sent: ${isFedmetaError(e) ? e.message : (e as Error).message}; make the state directory writable`);
+      }
+      return false;
+    }
   }
 
   /**

@@ -57,6 +57,8 @@ export interface ComputedUpdate {
   metrics: UpdateMetrics;
   /** With record-level DP (the task's dp): what the site's DP-SGD ran, for the coordinator's accountant. */
   privacy?: PrivacyReport;
+  /** With record-level DP: the mechanisms the DP-SGD ran, exactly as the site's own privacy ledger charges them. */
+  accounting?: MechanismSteps[];
 }
 
 export interface TrainOptions {
@@ -239,6 +241,25 @@ function isFinite32(v: Float32Array): boolean {
 }
 
 /**
+ * The mechanisms a round's DP-SGD runs, known before it runs: per episode, the inner steps on one support sample
+ * (one mechanism with noise σ/√k, as `dpAdapt` accounts them) and for fomaml one step on the query sample.
+ */
+function plannedMechanisms(task: RoundTask, dp: DpSgdConfig, episodes: number): MechanismSteps[] {
+  const one: MechanismSteps[] = [];
+  if (task.innerSteps > 0) one.push({ noiseMultiplier: dp.noiseMultiplier / Math.sqrt(task.innerSteps), samplingRate: dp.samplingRate, steps: 1 });
+  if (task.algorithm === 'fomaml') one.push({ noiseMultiplier: dp.noiseMultiplier, samplingRate: dp.querySamplingRate ?? dp.samplingRate, steps: 1 });
+  return mergeAccounting(Array.from({ length: episodes }, () => one).flat());
+}
+
+/** A round's work made ready (episodes drawn, data checked) but not run, so that its privacy cost is known first. */
+export interface PreparedUpdate {
+  /** With the task's dp: the mechanisms the DP-SGD will run, which the site's ledger must afford; null without DP. */
+  dpPlan: MechanismSteps[] | null;
+  /** Trains and returns the update; nothing has touched the model before this. */
+  run(): Promise<ComputedUpdate>;
+}
+
+/**
  * Computes the site's answer to a round offer. Episodes mirror deployment: one attack family of this site
  * against this site's own benign traffic (an N-way triage of its families for a multiclass model). The episode
  * sampler's seed mixes the round's task seed with the site's secret seed. The returned update is the mean
@@ -246,6 +267,11 @@ function isFinite32(v: Float32Array): boolean {
  * task's dp, `dpMetaGradientMean`: per-example clipping and Gaussian noise in every noisy step).
  */
 export async function computeUpdate(offer: TrainOffer, data: SiteData, opts: TrainOptions): Promise<ComputedUpdate> {
+  return prepareUpdate(offer, data, opts).run();
+}
+
+/** `computeUpdate` in two steps: checks and episodes first (throwing as it would), the training on `run()`. */
+export function prepareUpdate(offer: TrainOffer, data: SiteData, opts: TrainOptions): PreparedUpdate {
   const { spec } = offer;
   checkParamsFor(spec, { manifest: offer.manifest, values: offer.params });
   checkInputWidth(spec, data.table.dim, opts.schemaName ?? 'configured');
@@ -253,11 +279,19 @@ export async function computeUpdate(offer: TrainOffer, data: SiteData, opts: Tra
   const holdout = siteHoldout(data.table, opts.siteSeed);
   const rng = createRng(deriveSeed(opts.siteSeed, 'episodes', offer.round, task.seed));
   const episodes = trainingEpisodes(spec, holdout.train, task, rng);
-  const inner = { steps: task.innerSteps, lr: task.innerLr };
-  const block = Math.max(1, opts.episodesPerBlock ?? 4);
   const dp: DpSgdConfig | null = task.dp
     ? { ...task.dp, samplingRate: dpSamplingRate(holdout.train, task, spec.task.kind === 'binary') }
     : null;
+  return {
+    dpPlan: dp ? plannedMechanisms(task, dp, episodes.length) : null,
+    run: () => train(offer, holdout, episodes, dp, opts),
+  };
+}
+
+async function train(offer: TrainOffer, holdout: Holdout, episodes: Episode[], dp: DpSgdConfig | null, opts: TrainOptions): Promise<ComputedUpdate> {
+  const { spec, task } = offer;
+  const inner = { steps: task.innerSteps, lr: task.innerLr };
+  const block = Math.max(1, opts.episodesPerBlock ?? 4);
   const noise = dp ? (opts.noise ?? cryptoNoise()) : null;
   const used: MechanismSteps[] = [];
   const sum = new Float64Array(offer.params.length);
@@ -295,6 +329,10 @@ export async function computeUpdate(offer: TrainOffer, data: SiteData, opts: Tra
     if (v !== null) Object.assign(metrics, v);
   }
   const out: ComputedUpdate = { round: offer.round, version: offer.version, update, counts: { episodes: k, examples }, metrics };
-  if (dp) out.privacy = privacyReport(dp, mergeAccounting(used));
+  if (dp) {
+    const accounting = mergeAccounting(used);
+    out.privacy = privacyReport(dp, accounting);
+    out.accounting = accounting;
+  }
   return out;
 }

@@ -73,6 +73,12 @@ test('--help describes every option with its environment variable and default', 
   assert.equal(byKey.get('tls.rejectUnauthorized')?.env, 'FEDMETA_AGENT_TLS_REJECT_UNAUTHORIZED');
   assert.equal(byKey.get('tls.rejectUnauthorized')?.default, true);
   assert.deepEqual(byKey.get('backend')?.choices, ['wasm', 'cpu', 'tensorflow']);
+  assert.equal(byKey.get('privacy.epsilonBudget')?.env, 'FEDMETA_AGENT_PRIVACY_EPSILON_BUDGET');
+  assert.equal(byKey.get('privacy.epsilonBudget')?.default, 10);
+  assert.equal(byKey.get('privacy.delta')?.default, 1e-5);
+  const c = loadAgentConfig({ env: { FEDMETA_AGENT_SITE: 's1', FEDMETA_AGENT_PRIVACY_EPSILON_BUDGET: '2.5' } });
+  assert.deepEqual(c.privacy, { epsilonBudget: 2.5, delta: 1e-5 });
+  assert.throws(() => loadAgentConfig({ env: { FEDMETA_AGENT_SITE: 's1', FEDMETA_AGENT_PRIVACY_DELTA: '1' } }), (e) => isFedmetaError(e, ErrorCode.CONFIG) && /privacy\.delta/.test(e.message));
 });
 
 test('coded refusals are told apart from transport failures, and only temporary ones are retried', () => {

@@ -38,6 +38,8 @@ function worker() {
     sendSecAgg: () => Promise.resolve({ type: 'ack', round: 4, accepted: true }),
     credential: () => CREDENTIAL,
     chunkValues: () => 100,
+    // These rounds carry no DP: the worker must not need the privacy ledger.
+    ledger: () => Promise.reject(new Error('a round without DP asked for the privacy ledger')),
     onComputed: () => computed++,
   });
   return { w, sent, computed: () => computed, log };

@@ -17,6 +17,8 @@ export interface AgentMetrics {
   batchScored(b: { scored: number; flagged: number; seconds: number; modelVersion: number }): void;
   /** Where the connection state is read from when scraped (`run`). */
   watchConnection(connected: () => boolean): void;
+  /** Where this site's privacy ledger is read from when scraped (`run`): ε spent and the budget. */
+  watchPrivacy(spent: () => { epsilon: number; epsilonBudget: number } | undefined): void;
 }
 
 export interface AgentMetricsOptions {
@@ -56,6 +58,25 @@ export function createAgentMetrics(opts: AgentMetricsOptions = {}): AgentMetrics
       this.set(connected?.() === true ? 1 : 0);
     },
   });
+  let privacy: (() => { epsilon: number; epsilonBudget: number } | undefined) | null = null;
+  new Gauge({
+    name: 'fedmeta_agent_privacy_epsilon',
+    help: 'Record-level privacy (ε, at the configured δ) this site\'s data has spent on differentially private rounds, from the site\'s own ledger.',
+    registers,
+    collect() {
+      const p = privacy?.();
+      if (p !== undefined) this.set(p.epsilon);
+    },
+  });
+  new Gauge({
+    name: 'fedmeta_agent_privacy_epsilon_budget',
+    help: 'This site\'s privacy budget (privacy.epsilonBudget): DP rounds that would take ε past it are declined.',
+    registers,
+    collect() {
+      const p = privacy?.();
+      if (p !== undefined) this.set(p.epsilonBudget);
+    },
+  });
   if (opts.processMetrics !== false) collectDefaultMetrics({ register: registry });
 
   return {
@@ -79,6 +100,9 @@ export function createAgentMetrics(opts: AgentMetricsOptions = {}): AgentMetrics
     },
     watchConnection: (fn) => {
       connected = fn;
+    },
+    watchPrivacy: (fn) => {
+      privacy = fn;
     },
   };
 }
