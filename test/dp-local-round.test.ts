@@ -1,14 +1,17 @@
 // Record-level DP end to end in process: the round engine offers a task with DP-SGD settings over the in-memory
 // hub, real site trainers (the agent's computeUpdate on CIC-IDS2017 flows) run DP-SGD and report what they spent,
 // the reports survive the protocol's encoding, and the coordinator accounts every site and commits the round.
+// Over several rounds, the agent's round worker keeps each site's own ledger on disk, and the site's ε and the
+// coordinator's account of it agree after every round.
 import { before, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { RdpAccountant, builtinSchema, decodeMessage, encodeMessage, initParams, initRuntime, seededNoise } from '@fedmeta/shared';
-import type { ModelSpec, RoundOfferMessage, RoundTask } from '@fedmeta/shared';
+import type { AckMessage, Logger, ModelSpec, RoundOfferMessage, RoundTask } from '@fedmeta/shared';
 import { RoundEngine, createMemoryHub } from '@fedmeta/coordinator';
-import type { Checkpoint, RoundOffer, SiteUpdate } from '@fedmeta/coordinator';
-import { computeUpdate, loadSiteData, siteHoldout } from '@fedmeta/site-agent';
-import type { SiteData } from '@fedmeta/site-agent';
+import type { Checkpoint, MemoryHub, RoundOffer, SiteUpdate } from '@fedmeta/coordinator';
+import { SitePrivacyLedger, computeUpdate, ledgerPath, loadSiteData, siteHoldout } from '@fedmeta/site-agent';
+import type { ComputedUpdate, SiteData } from '@fedmeta/site-agent';
+import { RoundWorker } from '../packages/site-agent/src/rounds.js';
 import { updateMessages } from '../packages/site-agent/src/uplink.js';
 import { MemoryStore } from '../packages/coordinator/test/helpers/memory-store.js';
 import { captureLogger } from '../packages/coordinator/test/helpers/engine-fixtures.js';
@@ -52,6 +55,22 @@ function expectedRate(name: string): number {
   return Math.min(1, Math.max(rounds.shots, rounds.queryShots) / Math.min(...sizes.values()));
 }
 
+/** The offer's task as the wire carries it: the task's DP settings pass the protocol's schema. */
+function wireTask(offer: RoundOffer): RoundTask {
+  const wire: RoundOfferMessage = { type: 'round-offer', round: offer.round, version: offer.version, task: offer.task, spec: offer.spec, manifest: offer.manifest, params: offer.params, chunks: 0, deadline: Math.round(offer.deadline) };
+  return (decodeMessage(encodeMessage(wire), WIRE) as RoundOfferMessage).task;
+}
+
+/** The coordinator's round engine under record-level DP, over the in-memory hub. */
+function localDpEngine(m: MemoryHub, logger: Logger, epsilonBudget = 50): RoundEngine {
+  return new RoundEngine({
+    store: new MemoryStore(),
+    hub: m.hub,
+    config: { rounds, aggregator: { kind: 'mean' }, optimizer: { kind: 'sgd', lr: 1 }, seed: 3, privacy: { mode: 'local', clipNorm: 0.5, noiseMultiplier: SIGMA, delta: DELTA, epsilonBudget } },
+    logger,
+  });
+}
+
 test('local DP: sites run DP-SGD as the task asks, report their accounting through the protocol, and the round commits with the worst site\'s ε', async () => {
   const errors: unknown[] = [];
   // A site that throws stays silent; close the engine so the test fails with its error, not after the deadline.
@@ -61,9 +80,7 @@ test('local DP: sites run DP-SGD as the task asks, report their accounting throu
   const offered: RoundTask[] = [];
   SITES.forEach((name, i) => {
     m.connect(name, async (offer: RoundOffer): Promise<SiteUpdate> => {
-      // The offer as the wire carries it: the task's DP settings pass the protocol's schema.
-      const wire: RoundOfferMessage = { type: 'round-offer', round: offer.round, version: offer.version, task: offer.task, spec: offer.spec, manifest: offer.manifest, params: offer.params, chunks: 0, deadline: Math.round(offer.deadline) };
-      const task = (decodeMessage(encodeMessage(wire), WIRE) as RoundOfferMessage).task;
+      const task = wireTask(offer);
       offered.push(task);
       const u = await computeUpdate({ ...offer, task }, data.get(name) as SiteData, { siteSeed: 100, noise: seededNoise(i) });
       // And the update with its privacy report, as the agent sends it.
@@ -75,12 +92,7 @@ test('local DP: sites run DP-SGD as the task asks, report their accounting throu
       return update;
     });
   });
-  engine = new RoundEngine({
-    store: new MemoryStore(),
-    hub: m.hub,
-    config: { rounds, aggregator: { kind: 'mean' }, optimizer: { kind: 'sgd', lr: 1 }, seed: 3, privacy: { mode: 'local', clipNorm: 0.5, noiseMultiplier: SIGMA, delta: DELTA, epsilonBudget: 50 } },
-    logger: captureLogger('silent').logger,
-  });
+  engine = localDpEngine(m, captureLogger('silent').logger);
   await engine.init(initial());
   const record = await engine.runRound().catch((e: unknown) => {
     throw errors[0] ?? e;
@@ -125,4 +137,91 @@ test('local DP: the site clips every example\'s gradient, so a reptile update mo
   assert.ok(norm(dp.update) <= bound * (1 + 1e-4), `DP-SGD update norm ${norm(dp.update)} exceeds ${bound}`);
   assert.equal(plain.privacy, undefined);
   assert.equal(dp.privacy?.steps, task.episodes);
+});
+
+/** Relative difference of two ε. */
+const relDiff = (a: number, b: number): number => Math.abs(a - b) / Math.max(Math.abs(a), Math.abs(b));
+
+/**
+ * A site as the agent runs it: its round worker checks the task's DP-SGD against the site's own budget, trains,
+ * charges the site's ledger (a file in its state directory) and only then sends; the update travels through
+ * the protocol's encoding to the in-memory hub, and the coordinator's verdict comes back as the worker's ack.
+ */
+function agentSite(m: MemoryHub, name: string, stateDir: string, budget: number) {
+  const log = captureLogger('info');
+  const sent: ComputedUpdate[] = [];
+  let reply: ((u: SiteUpdate | null) => void) | null = null;
+  let ack: ((a: AckMessage) => void) | null = null;
+  let ledger: Promise<SitePrivacyLedger> | undefined;
+  const worker = new RoundWorker({
+    logger: log.logger,
+    train: { siteSeed: 100, schemaName: 'cicflowmeter', noise: seededNoise(20 + SITES.indexOf(name)) },
+    data: () => Promise.resolve(data.get(name) as SiteData),
+    send: (u) =>
+      new Promise<AckMessage>((resolve) => {
+        sent.push(u);
+        const header = decodeMessage(encodeMessage(updateMessages(u).header), WIRE);
+        assert.ok(header.type === 'update' && header.update !== null && header.privacy !== null);
+        ack = resolve;
+        reply?.({ round: header.round, version: header.version, counts: header.counts, metrics: header.metrics, update: header.update, privacy: header.privacy });
+      }),
+    sendSecAgg: () => Promise.reject(new Error('this federation does not aggregate securely')),
+    credential: () => undefined,
+    chunkValues: () => 1 << 18,
+    ledger: () => (ledger ??= SitePrivacyLedger.open(ledgerPath(stateDir), { epsilonBudget: budget, delta: DELTA })),
+  });
+  m.connect(
+    name,
+    (offer: RoundOffer) =>
+      new Promise<SiteUpdate | null>((resolve) => {
+        reply = resolve;
+        worker.offer({ ...offer, task: wireTask(offer) });
+        // A site that declines or fails the round stays silent (its log says why).
+        void worker.settled().then(() => resolve(null));
+      }),
+    { onAck: (a) => ack?.({ type: 'ack', round: a.round, accepted: a.accepted, ...(a.error ? { error: a.error } : {}) }) },
+  );
+  return {
+    log,
+    sent,
+    /** ε from the site's ledger as it stands on disk. */
+    epsilon: async () => (await SitePrivacyLedger.open(ledgerPath(stateDir), { epsilonBudget: budget, delta: DELTA })).report().epsilon,
+  };
+}
+
+test('local DP over several rounds: after every committed round, each site\'s own ledger and the coordinator\'s account of it give the same ε, and the federation\'s ε is the largest', async (t) => {
+  const ROUNDS = 3;
+  const budget = 1000;
+  const m = createMemoryHub();
+  const sites = SITES.map((name) => agentSite(m, name, tempDir(t), budget));
+  const coordinatorLog = captureLogger('info');
+  const engine = localDpEngine(m, coordinatorLog.logger, budget);
+  await engine.init(initial());
+  const previous = new Map<string, number>();
+  for (let r = 0; r < ROUNDS; r++) {
+    const record = await engine.runRound();
+    assert.equal(record.status, 'committed', `round ${r}: ${record.reason ?? ''}`);
+    assert.equal(record.accepted, SITES.length);
+    const ext = engine.checkpoint()?.extensions?.['privacy'] as { epsilon: number; sites: Record<string, { accountant: unknown }> };
+    const accounted: number[] = [];
+    for (const [i, name] of SITES.entries()) {
+      const site = sites[i]!;
+      const coordinator = RdpAccountant.restore(ext.sites[name]?.accountant).epsilon(DELTA).epsilon;
+      const own = await site.epsilon();
+      assert.ok(relDiff(own, coordinator) <= 1e-9, `round ${r}, ${name}: the site's ledger says ε = ${own}, the coordinator ${coordinator}`);
+      // What the site reported with this round's update is its ledger after the charge.
+      const report = site.sent[r]?.privacy;
+      assert.equal(site.sent.length, r + 1);
+      assert.equal(report?.epsilon, own);
+      assert.equal(report?.delta, DELTA);
+      assert.ok(own > (previous.get(name) ?? 0), `${name} spends privacy in every round`);
+      previous.set(name, own);
+      accounted.push(coordinator);
+    }
+    assert.ok(new Set(accounted).size > 1, 'the sites have spent different ε');
+    assert.equal(record.privacy?.epsilon, Math.max(...accounted));
+    assert.equal(ext.epsilon, Math.max(...accounted));
+  }
+  assert.deepEqual(coordinatorLog.lines().filter((l) => l['siteEpsilon'] !== undefined), [], 'the coordinator saw no disagreement');
+  for (const site of sites) assert.deepEqual(site.log.lines().filter((l) => (l['level'] as number) >= 40), [], 'no site declined or failed a round');
 });

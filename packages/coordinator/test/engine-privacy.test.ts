@@ -11,7 +11,7 @@ import { RoundEngine } from '../src/engine/round-engine.js';
 import { createMemoryHub } from '../src/engine/memory-hub.js';
 import type { EngineConfig } from '../src/engine/config.js';
 import type { RoundOffer, SiteUpdate } from '../src/engine/hub.js';
-import { noiseSecureSum } from '../src/engine/privacy.js';
+import { PrivacyLedger, noiseSecureSum } from '../src/engine/privacy.js';
 import type { DpConfig, PrivacyExtension } from '../src/engine/privacy.js';
 import { RoundRunner } from '../src/admin/round-runner.js';
 import { formatJob, formatPrivacy } from '../src/cli/format.js';
@@ -338,4 +338,68 @@ test('local DP: an update seen in an aborted attempt is spent too, though its si
     const got = RdpAccountant.restore(e.sites?.[site]?.accountant).epsilon(DELTA).epsilon;
     assert.ok(Math.abs(got - expected.epsilon(DELTA).epsilon) < 1e-12, `${site}: ${got} after ${rounds.length} update(s)`);
   }
+});
+
+/** A local-DP update of 2 episodes from a site sampling its records at rate 0.1, with its own ledger's ε. */
+function reportedUpdate(offer: Pick<RoundOffer, 'round' | 'version'>, sigma: number, epsilon: number, delta: number): SiteUpdate {
+  return {
+    round: offer.round, version: offer.version, counts: { episodes: 2, examples: 20 }, metrics: { supportLoss: 1, queryLoss: 1 },
+    update: new Float32Array(8).fill(0.1), privacy: { noiseMultiplier: sigma, clipNorm: 1, sampleRate: 0.1, steps: 2, epsilon, delta },
+  };
+}
+
+test('local DP: a site whose own ε disagrees with the coordinator\'s account of it is warned about with both figures, and the coordinator keeps its own', async () => {
+  const sigma = 1.2;
+  // reptile with 4 inner steps: per episode, one mechanism with σ/√4; 2 episodes per update.
+  const oneUpdate = [{ noiseMultiplier: sigma / 2, samplingRate: 0.1, steps: 2 }];
+  // Each site's own ledger: a's agrees up to rounding; b has counted one update this federation never saw;
+  // c accounts at another δ, so its ε is not comparable.
+  const own = { a: new RdpAccountant(), b: new RdpAccountant(), c: new RdpAccountant() };
+  own.b.record(oneUpdate);
+  const deltas = { a: DELTA, b: DELTA, c: 1e-3 };
+  const m = createMemoryHub();
+  for (const name of ['a', 'b', 'c'] as const) {
+    m.connect(name, (offer: RoundOffer): SiteUpdate => {
+      own[name].record(oneUpdate);
+      const epsilon = own[name].epsilon(deltas[name]).epsilon * (name === 'a' ? 1 + 1e-9 : 1);
+      return reportedUpdate(offer, sigma, epsilon, deltas[name]);
+    });
+  }
+  const config = engineConfig(
+    { minSites: 3, quorum: { kind: 'count', value: 3 }, algorithm: 'reptile', innerSteps: 4, episodes: 2 },
+    { privacy: dp({ mode: 'local', noiseMultiplier: sigma }) },
+  );
+  const log = captureLogger('warn');
+  const engine = new RoundEngine({ store: new MemoryStore(), hub: m.hub, config, logger: log.logger });
+  await engine.init(initialCheckpoint(7));
+  const records = await engine.runRounds(2);
+  const warned = log.lines().filter((l) => l['siteEpsilon'] !== undefined);
+  assert.deepEqual(warned.map((l) => l['site']), ['b', 'b'], 'one warning per committed round, for b only');
+  const e = ext(engine.checkpoint());
+  const account = RdpAccountant.restore(e.sites?.['b']?.accountant).epsilon(DELTA).epsilon;
+  const last = warned[1] as Record<string, unknown>;
+  assert.equal(last['level'], 40);
+  assert.equal(last['coordinatorEpsilon'], account);
+  assert.equal(last['siteEpsilon'], own.b.epsilon(DELTA).epsilon);
+  assert.equal(last['delta'], DELTA);
+  assert.ok((last['siteEpsilon'] as number) > account * 1.01);
+  assert.match(last['msg'] as string, /site b reports ε = .* this coordinator accounts ε = .* keeps its own figure/);
+  // The federation's ε is the coordinator's own account (all three sites ran the same mechanisms), not b's claim.
+  assert.equal(records[1]?.privacy?.epsilon, account);
+});
+
+test('local DP: a site\'s own ε is not compared in a round where it sent several updates (the coordinator counts each, the site the first)', () => {
+  const sigma = 1.2;
+  const ledger = PrivacyLedger.fromExtensions({ ...dp({ mode: 'local', noiseMultiplier: sigma }), mode: 'local' }, undefined);
+  const log = captureLogger('warn');
+  const at = { round: 0, version: 0 };
+  const next = ledger.afterLocalRound(
+    { algorithm: 'reptile', innerSteps: 4 },
+    [['twice', reportedUpdate(at, sigma, 99, DELTA)], ['twice', reportedUpdate(at, sigma, 99, DELTA)], ['once', reportedUpdate(at, sigma, 99, DELTA)]],
+    log.logger,
+  );
+  assert.deepEqual(log.lines().map((l) => l['site']), ['once']);
+  const twice = new RdpAccountant();
+  twice.step(sigma / 2, 0.1, 4);
+  assert.equal(next.report().epsilon, twice.epsilon(DELTA).epsilon, 'both updates of the site are spent');
 });

@@ -111,6 +111,8 @@ test('wrong types give SCHEMA', () => {
     [['secagg'], { mask: 1 }],
     [['privacy'], { epsilon: -1 }],
     [['privacy'], 'none'],
+    [['privacy'], { delta: 0 }],
+    [['privacy'], { delta: 1 }],
     [['type'], 'updates'],
     [['type'], 5],
   ];

@@ -203,11 +203,16 @@ export class RoundWorker {
     return false;
   }
 
-  /** Charges an update's privacy to the ledger (on disk); false, and logged, when it cannot be charged. */
+  /**
+   * Charges an update's privacy to the ledger (on disk); false, and logged, when it cannot be charged. The
+   * update's privacy report then carries the ledger's ε after this charge, and its δ, so that the coordinator
+   * can check its own account of this site against the site's; a resend carries the same figures.
+   */
   private async charge(u: ComputedUpdate, used: readonly MechanismSteps[], log: Logger): Promise<boolean> {
     try {
       const q = await (await this.opts.ledger()).charge(used);
       this.charged.add(u);
+      u.privacy = { ...u.privacy, epsilon: q.epsilonAfter, delta: q.delta };
       log.info({ epsilon: q.epsilonAfter, epsilonBudget: q.epsilonBudget, delta: q.delta }, "the update's privacy is charged to this site's ledger; sending it");
       return true;
     } catch (e) {

@@ -55,7 +55,10 @@ export interface ComputedUpdate {
   update: Float32Array;
   counts: { episodes: number; examples: number };
   metrics: UpdateMetrics;
-  /** With record-level DP (the task's dp): what the site's DP-SGD ran, for the coordinator's accountant. */
+  /**
+   * With record-level DP (the task's dp): what the site's DP-SGD ran, for the coordinator's accountant. The round
+   * worker adds the site's ledger's ε and δ once the update is charged.
+   */
   privacy?: PrivacyReport;
   /** With record-level DP: the mechanisms the DP-SGD ran, exactly as the site's own privacy ledger charges them. */
   accounting?: MechanismSteps[];

@@ -1,5 +1,5 @@
 import { clipAndNoiseAggregate, clipUpdate, ErrorCode, FedmetaError, RdpAccountant } from '@fedmeta/shared';
-import type { AggregatorConfig, MechanismSteps, MetaAlgorithm, NoiseSource, RdpAccountantState, RoundTask } from '@fedmeta/shared';
+import type { AggregatorConfig, Logger, MechanismSteps, MetaAlgorithm, NoiseSource, RdpAccountantState, RoundTask } from '@fedmeta/shared';
 import { PRIVACY_EXTENSION } from '../metrics/privacy.js';
 import type { SiteUpdate } from './hub.js';
 
@@ -10,7 +10,9 @@ import type { SiteUpdate } from './hub.js';
  *   number of sites the round sampled. One round is one sampled Gaussian mechanism for the federation's
  *   accountant. The guarantee covers a whole site's data.
  * - local (record-level, DP-SGD): the round task asks every site to train with DP-SGD; each site reports what
- *   it ran, and the coordinator keeps one accountant per site. The federation's ε is the worst site's.
+ *   it ran, and the coordinator keeps one accountant per site. The federation's ε is the worst site's. Each
+ *   site also reports the ε of its own ledger, which the coordinator checks against its account (a warning,
+ *   never a substitute: the coordinator's figure is the one it uses).
  * The accountants live in the checkpoint under `extensions.privacy` (with ε, δ and the budget, which the
  * metrics and the dashboard read), written in the same commit as the round, so a restart continues exactly.
  */
@@ -181,6 +183,34 @@ interface SiteAccount {
 }
 
 /**
+ * Relative difference between a site's own ε and the coordinator's account of it beyond which they are said to
+ * disagree. Both run the same accountant over the same mechanisms, so they agree to rounding; a real
+ * disagreement (a site that counts updates this federation never committed, or runs other settings) is far larger.
+ */
+const SITE_EPSILON_TOLERANCE = 1e-6;
+
+/**
+ * Warns when a site's own ledger puts its ε elsewhere than the coordinator's account of it. Compared only at the
+ * same δ, and only for a site that sent one update this round: for several (a resend, a new secure attempt) the
+ * coordinator counts each, the site only the first. The coordinator keeps its own figure either way.
+ */
+function checkSiteEpsilon(site: string, report: SiteUpdate['privacy'], account: SiteAccount, delta: number, log: Logger): void {
+  if (report?.epsilon === undefined || report.delta === undefined) return;
+  if (report.delta !== delta) {
+    log.debug({ site, siteDelta: report.delta, delta }, "the site accounts its privacy at another δ; its ε is not compared with the coordinator's");
+    return;
+  }
+  const own = account.accountant.epsilon(delta).epsilon;
+  if (Math.abs(report.epsilon - own) <= SITE_EPSILON_TOLERANCE * Math.max(Math.abs(report.epsilon), Math.abs(own))) return;
+  log.warn(
+    { site, siteEpsilon: report.epsilon, coordinatorEpsilon: own, delta },
+    `site ${site} reports ε = ${report.epsilon} from its own privacy ledger, but this coordinator accounts ε = ${own} for it at δ = ${delta}; ` +
+      'the coordinator keeps its own figure. The site may have sent updates this federation never counted (rejected ones, or to another coordinator), ' +
+      'or run DP-SGD with other settings than it reports: compare its privacy ledger and configuration with the federation\'s',
+  );
+}
+
+/**
  * The mechanisms a site's DP-SGD ran in one round, as `dpMetaGradientMean` accounts them: per episode, the k
  * inner steps on one support sample (one mechanism with noise σ/√k), and for fomaml one more on the query
  * sample. The site reports one sampling rate, the larger of its support and query rates, which bounds both.
@@ -279,9 +309,10 @@ export class PrivacyLedger {
    * The ledger after a committed local-DP round: for every update the coordinator saw (one per site, or more if
    * a site answered several attempts), the site's accountant takes what its DP-SGD ran, rebuilt from the task
    * and the site's report. A site that reports no sampling rate is accounted at rate 1 (no amplification by
-   * sampling); one that reports less noise than the task asked for, at its own noise.
+   * sampling); one that reports less noise than the task asked for, at its own noise. With `log`, a site whose
+   * own ε (in its report) disagrees with this account is warned about.
    */
-  afterLocalRound(task: Pick<RoundTask, 'algorithm' | 'innerSteps'>, seen: Iterable<readonly [string, SiteUpdate]>): PrivacyLedger {
+  afterLocalRound(task: Pick<RoundTask, 'algorithm' | 'innerSteps'>, seen: Iterable<readonly [string, SiteUpdate]>, log?: Logger): PrivacyLedger {
     if (this.central) throw new FedmetaError(ErrorCode.PRECONDITION, 'a local-DP round on a central-DP ledger');
     const sites = new Map<string, SiteAccount>();
     for (const [name, s] of this.sites) sites.set(name, s);
@@ -299,6 +330,13 @@ export class PrivacyLedger {
       const account = { accountant, lastRound: [...(spent?.lastRound ?? []), ...round] };
       fresh.set(name, account);
       sites.set(name, account);
+    }
+    if (log) {
+      const count = new Map<string, number>();
+      for (const [name] of ordered) count.set(name, (count.get(name) ?? 0) + 1);
+      for (const [name, u] of ordered) {
+        if (count.get(name) === 1) checkSiteEpsilon(name, u.privacy, fresh.get(name) as SiteAccount, this.config.delta, log);
+      }
     }
     return new PrivacyLedger(this.config, null, sites);
   }

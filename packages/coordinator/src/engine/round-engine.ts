@@ -448,7 +448,7 @@ export class RoundEngine extends EventEmitter<EngineEvents> {
     }
     crashPoint('aggregate');
     const record = buildRecord({ ...input, status: 'committed', endedAt: this.nowIso() });
-    const privacy = this.spendPrivacy(input.accepted, sampling.rate);
+    const privacy = this.spendPrivacy(input.accepted, sampling.rate, log);
     if (privacy) record.privacy = privacy.report();
     const version = await this.serialWrite(async () => {
       const cfg = { aggregator, optimizer, seed: this.seed };
@@ -474,13 +474,13 @@ export class RoundEngine extends EventEmitter<EngineEvents> {
   }
 
   /** The privacy ledger after this round (not yet adopted), or null with DP off. */
-  private spendPrivacy(accepted: ReadonlyMap<string, SiteUpdate>, rate: number): PrivacyLedger | null {
+  private spendPrivacy(accepted: ReadonlyMap<string, SiteUpdate>, rate: number, log: Logger): PrivacyLedger | null {
     if (!this.privacy) return null;
     if (this.privacy.config.mode === 'central') return this.privacy.afterCentralRound(rate);
     // Each update once: one carried over from an aborted attempt is the same object in the committing one.
     const seen = new Map(this.seenUncommitted);
     for (const [site, u] of accepted) seen.set(u, site);
-    return this.privacy.afterLocalRound(this.config.rounds, [...seen].map(([u, site]) => [site, u] as const));
+    return this.privacy.afterLocalRound(this.config.rounds, [...seen].map(([u, site]) => [site, u] as const), log);
   }
 
   private async abort(log: Logger, input: AttemptOutcome, reason: string): Promise<RoundRecord> {

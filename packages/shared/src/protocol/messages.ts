@@ -77,9 +77,17 @@ export interface UpdateMetrics {
   valF1?: number;
 }
 
-/** Reserved for differential privacy accounting; every field optional, finite and non-negative. */
+/**
+ * What a site's DP-SGD ran in one round under record-level DP, for the coordinator's per-site accountant; every
+ * field optional, finite and non-negative.
+ */
 export interface PrivacyReport {
+  /**
+   * The site's own ledger's ε after this update was charged (at `delta`). Informational: the coordinator keeps
+   * its own account from the other fields and only warns when the two disagree.
+   */
   epsilon?: number;
+  /** The δ of `epsilon`, strictly between 0 and 1. */
   delta?: number;
   noiseMultiplier?: number;
   clipNorm?: number;

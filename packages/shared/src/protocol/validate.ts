@@ -168,7 +168,11 @@ function privacy(v: unknown): void {
   for (const k of ['epsilon', 'noiseMultiplier', 'clipNorm'] as const) {
     if (p[k] !== undefined) num(p[k], `update.privacy.${k}`, 0, Number.MAX_VALUE);
   }
-  if (p['delta'] !== undefined) num(p['delta'], 'update.privacy.delta', 0, 1);
+  if (p['delta'] !== undefined) {
+    const delta = num(p['delta'], 'update.privacy.delta', 0, 1);
+    // The RDP accountants give no finite ε at δ = 0, and δ = 1 promises nothing.
+    if (delta === 0 || delta === 1) fail('update.privacy.delta', 'must be strictly between 0 and 1');
+  }
   if (p['sampleRate'] !== undefined) num(p['sampleRate'], 'update.privacy.sampleRate', 0, 1);
   if (p['steps'] !== undefined) int(p['steps'], 'update.privacy.steps', 0, MAX);
 }
