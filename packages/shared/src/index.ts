@@ -12,3 +12,4 @@ export * from './protocol/index.js';
 export * from './privacy/index.js';
 export * from './secagg/index.js';
 export * from './config/index.js';
+export * from './durable/index.js';

@@ -2,7 +2,8 @@ import { mkdir } from 'node:fs/promises';
 import { hostname } from 'node:os';
 import { resolve } from 'node:path';
 import yargs, { type Argv, type Options } from 'yargs';
-import { createLogger, initRuntime, isFedmetaError, resolveSchema, schemaFingerprint } from '@fedmeta/shared';
+import { acquireLock, createLogger, initRuntime, isFedmetaError, resolveSchema, schemaFingerprint } from '@fedmeta/shared';
+import type { DirLock, Logger } from '@fedmeta/shared';
 import { SiteAgent } from './client.js';
 import { AGENT_DEFAULTS, CONFIG_FILE_ENV, describeOptions, loadAgentConfig, redactConfig } from './config.js';
 import type { AgentConfig } from './config.js';
@@ -45,10 +46,22 @@ async function run(argv: Record<string, unknown>): Promise<number> {
   const config = loadAgentConfig({ ...(typeof argv['config'] === 'string' ? { file: argv['config'] } : {}), env: process.env, flags: argv, ignoreFlags: RUN_FLAGS });
   const logger = createLogger('agent', { level: config.logLevel });
   logger.info({ config: redactConfig(config) }, 'starting the site agent');
+  await mkdir(config.stateDir, { recursive: true, mode: 0o700 });
+  // One agent per state directory: a second one would spend privacy budget from its own copy of the ledger and
+  // race the first for the site seed and the credential. detect only reads the state directory and takes no lock.
+  const lock = await acquireLock(config.stateDir, { role: 'agent' });
+  try {
+    return await runLocked(argv, config, logger, lock);
+  } finally {
+    await lock.release();
+  }
+}
+
+/** The body of `run`, under the state directory's lock. */
+async function runLocked(argv: Record<string, unknown>, config: AgentConfig, logger: Logger, lock: DirLock): Promise<number> {
   const runtime = await initRuntime({ backend: config.backend, ...(config.threads !== undefined ? { threads: config.threads } : {}) });
   if (runtime.fellBack) logger.warn('the wasm backend did not start; training on the slower cpu backend');
   const schema = await resolveSchema(config.schema);
-  await mkdir(config.stateDir, { recursive: true, mode: 0o700 });
   const siteSeed = await resolveSiteSeed(config.stateDir, config.seed);
   const load = (): Promise<SiteData> =>
     loadSiteData({ files: config.data.files, watchDir: config.data.watchDir, schema, maxPerFamily: config.data.maxPerFamily, seed: siteSeed, logger });
@@ -70,6 +83,7 @@ async function run(argv: Record<string, unknown>): Promise<number> {
     },
     siteSeed,
     logger,
+    stateLock: lock,
     ...metrics.hooks,
   });
   metrics.metrics.watchConnection(() => agent.connected);
@@ -86,6 +100,8 @@ async function run(argv: Record<string, unknown>): Promise<number> {
     const end = await agent.done;
     return end.reason === 'refused' ? 2 : 0;
   } finally {
+    // No round may still be writing the ledger once the lock is released.
+    await agent.stop();
     watcher?.close();
     await metrics.close();
     process.off('SIGINT', stop);

@@ -1,7 +1,9 @@
 import { readFileSync } from 'node:fs';
+import { mkdir } from 'node:fs/promises';
 import { io, type Socket } from 'socket.io-client';
 import {
   CHUNK_VALUES,
+  acquireLock,
   ErrorCode,
   PROTOCOL_VERSION,
   decodeMessageOf,
@@ -13,6 +15,7 @@ import {
 } from '@fedmeta/shared';
 import type {
   AckMessage,
+  DirLock,
   ClientToServerEvents,
   FeatureSchema,
   HelloMessage,
@@ -57,6 +60,11 @@ export interface SiteAgentOptions {
   onComputed?: (u: ComputedUpdate, seconds: number) => void;
   /** The site's privacy ledger; default: the one in <stateDir>, opened by start(). */
   ledger?: SitePrivacyLedger;
+  /**
+   * The lock on <stateDir> that the caller already holds (and releases); default: start() takes it and stop()
+   * releases it, so that a second agent on the same state directory is refused with STATE_LOCKED.
+   */
+  stateLock?: DirLock;
 }
 
 export type AgentStop = { reason: 'stopped' } | { reason: 'refused'; code: string; message: string };
@@ -83,6 +91,10 @@ export class SiteAgent {
   private wireLimits: Pick<WelcomeMessage, 'chunkValues' | 'maxMessageBytes'> | undefined;
   private ledger: SitePrivacyLedger | undefined;
   private ledgerLoad: Promise<SitePrivacyLedger> | undefined;
+  /** The state directory's lock when start() took it. */
+  private ownLock: DirLock | undefined;
+  /** Settles once the agent has stopped: no round in progress, the lock it took released. */
+  private closed: Promise<void> = Promise.resolve();
 
   constructor(private readonly opts: SiteAgentOptions) {
     this.log = opts.logger.child({ site: opts.config.site });
@@ -101,9 +113,28 @@ export class SiteAgent {
     });
   }
 
-  /** Resolves the credential (or enrollment token) and opens the connection. */
+  /** Takes the state directory's lock, resolves the credential (or enrollment token) and opens the connection. */
   async start(): Promise<void> {
     const c = this.opts.config;
+    if (this.opts.stateLock === undefined) {
+      // Two agents on one state directory would each spend from their own copy of the privacy ledger: the second
+      // is refused before it reads anything there.
+      await mkdir(c.stateDir, { recursive: true, mode: 0o700 });
+      this.ownLock = await acquireLock(c.stateDir, { role: 'agent' });
+      // stop() while the lock was being taken found nothing to release yet.
+      if (this.stopped) return this.releaseLock();
+    }
+    try {
+      await this.connect();
+    } catch (e) {
+      await this.releaseLock();
+      throw e;
+    }
+  }
+
+  private async connect(): Promise<void> {
+    const c = this.opts.config;
+    if (this.stopped) return;
     const stored = c.credential ?? (await readCredentialFile(credentialPath(c)));
     if (stored !== undefined) this.auth = { kind: 'credential', credential: stored };
     else if (c.enrollmentToken !== undefined) this.auth = { kind: 'enroll', token: c.enrollmentToken };
@@ -164,9 +195,16 @@ export class SiteAgent {
     return this.socket?.connected ?? false;
   }
 
+  /** Ends the agent; resolves once no round is in progress and the state directory's lock is released. */
   async stop(): Promise<void> {
     this.end({ reason: 'stopped' });
-    await this.worker.settled();
+    await this.closed;
+  }
+
+  private async releaseLock(): Promise<void> {
+    const lock = this.ownLock;
+    this.ownLock = undefined;
+    await lock?.release().catch((e: unknown) => this.log.warn({ err: e, lock: lock.path }, 'could not remove the state directory lock'));
   }
 
   private end(s: AgentStop): void {
@@ -175,6 +213,7 @@ export class SiteAgent {
     clearTimeout(this.retryTimer);
     this.transfers.reset('the agent stopped');
     this.socket?.close();
+    this.closed = this.worker.settled().then(() => this.releaseLock());
     this.finish(s);
   }
 

@@ -24,7 +24,8 @@ export { accuracy, bestF1Threshold, confusionAt, f1 } from './metrics.js';
 export type { Confusion } from './metrics.js';
 export { isRetryable, readRefusal } from './refusal.js';
 export { modelPath, readCredentialFile, resolveSiteSeed, storeCredential } from './state.js';
-export { writeFileAtomic } from './atomic.js';
+/** The shared durable write, kept here because the agent's public API has always offered it. */
+export { writeFileAtomic } from '@fedmeta/shared';
 export { main } from './cli.js';
 export { AGENT_VERSION } from './version.js';
 export * from './alerts/index.js';

@@ -1,9 +1,8 @@
 import { readFile } from 'node:fs/promises';
 import { basename } from 'node:path';
 import { Packr } from 'msgpackr';
-import { ErrorCode, FedmetaError, checkParamsFor, validateSpec } from '@fedmeta/shared';
+import { ErrorCode, FedmetaError, checkParamsFor, validateSpec, writeFileAtomic } from '@fedmeta/shared';
 import type { FeatureStats, ModelSpec, ParamManifest } from '@fedmeta/shared';
-import { writeFileAtomic } from './atomic.js';
 
 /**
  * A released detector as a file: one msgpack map with the model spec, the manifest and the flat parameters

@@ -1,8 +1,7 @@
 import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { ErrorCode, FedmetaError, PRIVACY_EXTENSION_KEY, PrivacyBudget } from '@fedmeta/shared';
+import { ErrorCode, FedmetaError, PRIVACY_EXTENSION_KEY, PrivacyBudget, writeFileAtomic } from '@fedmeta/shared';
 import type { MechanismSteps, PrivacyBudgetReport } from '@fedmeta/shared';
-import { writeFileAtomic } from './atomic.js';
 
 /**
  * The site's own record of the privacy its records have spent under record-level DP. The guarantee is the

@@ -1,8 +1,7 @@
 import { randomInt } from 'node:crypto';
 import { readFile, stat } from 'node:fs/promises';
 import { join } from 'node:path';
-import { ErrorCode, FedmetaError } from '@fedmeta/shared';
-import { writeFileAtomic } from './atomic.js';
+import { ErrorCode, FedmetaError, writeFileAtomic } from '@fedmeta/shared';
 
 /**
  * What the agent keeps in its state directory: the credential it received at enrollment, its secret episode

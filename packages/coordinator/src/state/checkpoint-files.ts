@@ -1,9 +1,9 @@
 import { readFile, readdir, mkdir, rename, unlink } from 'node:fs/promises';
 import { join } from 'node:path';
+import { fsyncDir, writeFileAtomic } from '@fedmeta/shared';
+import type { AtomicWriteHooks } from '@fedmeta/shared';
 import { ContainerKind, decodeContainer, encodeContainer } from './container.js';
 import { decodeCheckpoint, encodeCheckpoint } from './checkpoint-codec.js';
-import { fsyncDir, writeFileAtomic } from './atomic.js';
-import type { AtomicWriteHooks } from './atomic.js';
 import type { CheckpointFault } from './store.js';
 import type { Checkpoint } from './types.js';
 import { crashPoint } from '../test-hooks.js';
@@ -56,7 +56,7 @@ export async function readCheckpointFile(dir: string, version: number): Promise<
 
 export async function writeCheckpointFile(dir: string, cp: Checkpoint, hooks?: AtomicWriteHooks): Promise<void> {
   const chunks = encodeContainer(ContainerKind.checkpoint, encodeCheckpoint(cp));
-  await writeFileAtomic(dir, checkpointName(cp.version), chunks, {
+  await writeFileAtomic(join(dir, checkpointName(cp.version)), chunks, 0o600, {
     beforeRename: async (temp) => {
       await hooks?.beforeRename?.(temp);
       crashPoint('checkpoint');

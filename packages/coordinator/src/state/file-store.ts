@@ -1,10 +1,7 @@
 import { mkdir } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
-import { ErrorCode, FedmetaError } from '@fedmeta/shared';
-import { removeTempFiles } from './atomic.js';
-import type { AtomicWriteHooks } from './atomic.js';
-import { acquireLock } from './lock.js';
-import type { DirLock, LockOptions } from './lock.js';
+import { ErrorCode, FedmetaError, acquireLock, removeTempFiles } from '@fedmeta/shared';
+import type { AtomicWriteHooks, DirLock, LockOptions } from '@fedmeta/shared';
 import { checkpointProblem } from './checkpoint-codec.js';
 import {
   QUARANTINE_DIR,
@@ -59,7 +56,7 @@ export class FileStateStore implements StateStore {
   async open(): Promise<StoreOpenReport> {
     if (this.lock) throw new FedmetaError(ErrorCode.PRECONDITION, 'the state store is already open');
     await mkdir(this.dir, { recursive: true, mode: 0o700 });
-    const lock = await acquireLock(this.dir, this.opts.lock);
+    const lock = await acquireLock(this.dir, { ...this.opts.lock, role: 'coordinator' });
     try {
       const removedTempFiles = await removeTempFiles(this.dir);
       const manifestRead = await readManifest(this.dir);

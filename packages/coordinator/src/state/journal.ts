@@ -1,8 +1,7 @@
 import { open, readFile, truncate, unlink } from 'node:fs/promises';
 import type { FileHandle } from 'node:fs/promises';
 import { dirname } from 'node:path';
-import { ErrorCode, FedmetaError } from '@fedmeta/shared';
-import { fsyncDir } from './atomic.js';
+import { ErrorCode, FedmetaError, fsyncDir } from '@fedmeta/shared';
 
 /**
  * JSON lines describing the round in flight, each fsync'd before `append` resolves. A crash can only tear the

@@ -1,9 +1,8 @@
 import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { ErrorCode, FedmetaError } from '@fedmeta/shared';
+import { ErrorCode, FedmetaError, writeFileAtomic } from '@fedmeta/shared';
 import { ContainerKind, decodeContainer, encodeContainer } from './container.js';
 import { packState, unpackState } from './checkpoint-codec.js';
-import { writeFileAtomic } from './atomic.js';
 import type { SiteRecord } from './types.js';
 
 export const MANIFEST_NAME = 'MANIFEST';
@@ -61,7 +60,7 @@ export async function readManifest(dir: string): Promise<ManifestRead> {
 }
 
 export async function writeManifest(dir: string, manifest: StoreManifest): Promise<void> {
-  await writeFileAtomic(dir, MANIFEST_NAME, encodeContainer(ContainerKind.manifest, packState(manifest)));
+  await writeFileAtomic(join(dir, MANIFEST_NAME), encodeContainer(ContainerKind.manifest, packState(manifest)));
 }
 
 interface SitesPayload {
@@ -112,5 +111,5 @@ export async function readSites(dir: string): Promise<SiteRecord[]> {
 
 export async function writeSites(dir: string, sites: SiteRecord[]): Promise<void> {
   const payload: SitesPayload = { formatVersion: 1, sites };
-  await writeFileAtomic(dir, SITES_NAME, encodeContainer(ContainerKind.sites, packState(payload)));
+  await writeFileAtomic(join(dir, SITES_NAME), encodeContainer(ContainerKind.sites, packState(payload)));
 }

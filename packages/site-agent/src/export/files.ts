@@ -1,7 +1,6 @@
 import { readFile } from 'node:fs/promises';
 import { basename, dirname, isAbsolute, join, normalize, resolve } from 'node:path';
-import { ErrorCode, FedmetaError } from '@fedmeta/shared';
-import { writeFileAtomic } from '../atomic.js';
+import { ErrorCode, FedmetaError, writeFileAtomic } from '@fedmeta/shared';
 import { WEIGHTS_FILE } from './layers-model.js';
 import type { LayersModelExport, LayersModelJson } from './layers-model.js';
 

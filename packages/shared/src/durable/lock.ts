@@ -2,7 +2,7 @@ import { open, readFile, rename, stat, unlink, link, utimes } from 'node:fs/prom
 import { hostname } from 'node:os';
 import { randomBytes } from 'node:crypto';
 import { join } from 'node:path';
-import { ErrorCode, FedmetaError } from '@fedmeta/shared';
+import { ErrorCode, FedmetaError } from '../errors.js';
 import { fsyncDir } from './atomic.js';
 
 export const LOCK_NAME = 'LOCK';
@@ -14,6 +14,11 @@ interface LockInfo {
   nonce: string;
   startedAt: string;
 }
+
+/** The program that holds a directory's lock; the refusal names it, so the operator knows what to stop. */
+export type LockRole = 'coordinator' | 'agent';
+
+const DIR_NOUN: Record<LockRole, string> = { coordinator: 'data directory', agent: 'state directory' };
 
 export interface LockOptions {
   /** A lock from another host counts as abandoned once its heartbeat is older than this (default 30 s). */
@@ -61,12 +66,12 @@ function isStale(info: LockInfo | null, mtimeMs: number, staleAfterMs: number): 
   return !pidAlive(info.pid);
 }
 
-function lockedError(path: string, info: LockInfo | null): FedmetaError {
+function lockedError(path: string, info: LockInfo | null, role: LockRole): FedmetaError {
   const who = info ? `process ${info.pid} on host ${info.hostname} (since ${info.startedAt})` : 'another process';
   return new FedmetaError(
     ErrorCode.STATE_LOCKED,
-    `the data directory is in use by ${who}; stop that coordinator first, or delete ${path} if you are sure ` +
-      'no coordinator uses this directory',
+    `the ${DIR_NOUN[role]} is in use by ${who}; stop that ${role} first, or delete ${path} if you are sure ` +
+      `no ${role} uses this directory`,
   );
 }
 
@@ -88,10 +93,12 @@ async function tryCreate(path: string, info: LockInfo): Promise<boolean> {
 }
 
 /**
- * Takes the data directory's lock file, or refuses with STATE_LOCKED while a live coordinator holds it. A lock whose
- * holder is dead (same host: its pid is gone; another host: its heartbeat stopped) is taken over.
+ * Takes the directory's lock file, or refuses with STATE_LOCKED while a live process holds it, so that two
+ * coordinators (or two agents) never write one directory at once. A lock whose holder is dead (same host: its pid
+ * is gone; another host: its heartbeat stopped) is taken over.
  */
-export async function acquireLock(dir: string, opts: LockOptions = {}): Promise<DirLock> {
+export async function acquireLock(dir: string, opts: LockOptions & { role: LockRole }): Promise<DirLock> {
+  const role = opts.role;
   const staleAfterMs = opts.staleAfterMs ?? 30_000;
   const heartbeatMs = opts.heartbeatMs ?? 10_000;
   const path = join(dir, LOCK_NAME);
@@ -138,7 +145,7 @@ export async function acquireLock(dir: string, opts: LockOptions = {}): Promise<
       continue; // released between our create and our read: try again
     }
     const holder = parseLock(text);
-    if (!isStale(holder, mtimeMs, staleAfterMs)) throw lockedError(path, holder);
+    if (!isStale(holder, mtimeMs, staleAfterMs)) throw lockedError(path, holder, role);
 
     // Move the stale lock aside rather than unlinking it, so that a lock another process created in the meantime
     // is noticed (its content differs) and put back instead of being deleted.
@@ -157,5 +164,5 @@ export async function acquireLock(dir: string, opts: LockOptions = {}): Promise<
     await unlink(aside).catch(() => undefined);
     if (holder) tookOverFrom = holder.pid;
   }
-  throw lockedError(path, null);
+  throw lockedError(path, null, role);
 }

@@ -1,8 +1,8 @@
-import { open, rename, unlink, readdir } from 'node:fs/promises';
+import { mkdir, open, readdir, rename, unlink } from 'node:fs/promises';
 import { randomBytes } from 'node:crypto';
-import { join } from 'node:path';
+import { basename, dirname, join } from 'node:path';
 
-/** Temporary files start with this prefix; any left in the data directory come from an interrupted write. */
+/** Temporary files start with this prefix; any left in a directory come from an interrupted write. */
 export const TEMP_PREFIX = '.tmp-';
 
 export function isTempName(name: string): boolean {
@@ -33,25 +33,32 @@ export interface AtomicWriteHooks {
 }
 
 /**
- * Writes `name` in `dir` so that a reader sees either the old file or the complete new one, after a crash too:
- * temporary file in the same directory, write, fsync, rename over the target, fsync of the directory.
+ * Writes `path` so that a reader sees either the old file or the complete new one, after a crash too: temporary
+ * file in the same directory (created with the final mode, so a secret is never readable by others even for a
+ * moment), write, fsync, rename over the target, fsync of the directory so the rename itself survives a power cut.
+ * The directory is created (mode 0700) when missing. A hook that throws leaves the temporary file behind, as a
+ * crash would; removeTempFiles clears such leftovers.
  */
 export async function writeFileAtomic(
-  dir: string,
-  name: string,
-  chunks: Uint8Array[],
+  path: string,
+  data: string | Uint8Array | readonly Uint8Array[],
+  mode = 0o600,
   hooks: AtomicWriteHooks = {},
 ): Promise<void> {
-  const temp = join(dir, `${TEMP_PREFIX}${name}-${process.pid}-${randomBytes(6).toString('hex')}`);
-  const fh = await open(temp, 'wx', 0o600);
+  const dir = dirname(path);
+  await mkdir(dir, { recursive: true, mode: 0o700 });
+  const temp = join(dir, `${TEMP_PREFIX}${basename(path)}-${process.pid}-${randomBytes(6).toString('hex')}`);
+  const fh = await open(temp, 'wx', mode);
   try {
-    for (const chunk of chunks) {
+    for (const chunk of chunksOf(data)) {
       let off = 0;
       while (off < chunk.byteLength) {
         const { bytesWritten } = await fh.write(chunk, off, chunk.byteLength - off);
         off += bytesWritten;
       }
     }
+    // The umask may have narrowed the mode; a secret must not end up wider than asked either.
+    await fh.chmod(mode);
     await fh.sync();
   } catch (e) {
     await fh.close().catch(() => undefined);
@@ -60,11 +67,21 @@ export async function writeFileAtomic(
   }
   await fh.close();
   await hooks.beforeRename?.(temp);
-  await rename(temp, join(dir, name));
+  try {
+    await rename(temp, path);
+  } catch (e) {
+    await unlink(temp).catch(() => undefined);
+    throw e;
+  }
   await fsyncDir(dir);
 }
 
-/** Removes the temporary files an interrupted write left behind; returns how many. Call only under the lock. */
+function chunksOf(data: string | Uint8Array | readonly Uint8Array[]): readonly Uint8Array[] {
+  if (typeof data === 'string') return [Buffer.from(data, 'utf8')];
+  return data instanceof Uint8Array ? [data] : data;
+}
+
+/** Removes the temporary files an interrupted write left in `dir`; returns how many. Call only under the lock. */
 export async function removeTempFiles(dir: string): Promise<number> {
   let removed = 0;
   for (const name of await readdir(dir)) {
