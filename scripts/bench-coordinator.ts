@@ -6,7 +6,9 @@
 //   optimizer step, the durable checkpoint write);
 // - wire ratio: bytes the coordinator read from its sockets while collecting, per update, over 4 x parameters;
 // - aggregation throughput: float32 update bytes aggregated (with the optimizer step) per second;
-// - the coordinator process's peak RSS.
+// - the coordinator process's peak RSS;
+// - a reference measured in the same run: one float64 accumulation pass over the same number of float32
+//   updates in this process (the least any aggregation must do), and the coordinator's aggregation time over it.
 // Prints a table with the commit and the machine; `--json` adds one JSON object on the last line.
 // Usage: node --conditions=fedmeta-source --import tsx scripts/bench-coordinator.ts [--sites=100,300,1000]
 //        [--params=50000] [--rounds=3] [--procs=2] [--json]
@@ -353,6 +355,8 @@ async function driver(): Promise<void> {
           peak_rss_mb: Math.round(done.peakRssMb),
         };
         results.push(result);
+        const pool = Array.from({ length: Math.min(n, 256) }, () => Float32Array.from({ length: ready.params }, () => Math.random() - 0.5));
+        const refMs = referenceSumMs(pool, n);
         const collect = median(metrics.map((r) => r.collectS));
         const commitMs = median(metrics.map((r) => r.commitMs));
         rows.push(
@@ -365,6 +369,8 @@ async function driver(): Promise<void> {
             `${commitMs.toFixed(0)}`.padStart(8),
             result.wire_ratio.toFixed(4).padStart(8),
             String(result.aggregate_mb_per_s).padStart(9),
+            refMs.toFixed(0).padStart(7),
+            (median(metrics.map((r) => r.aggregateMs)) / refMs).toFixed(2).padStart(8),
             String(result.peak_rss_mb).padStart(8),
             collect.toFixed(2).padStart(9),
           ].join(' '),
@@ -378,17 +384,38 @@ async function driver(): Promise<void> {
   } finally {
     rmSync(dir, { recursive: true, force: true });
   }
-  console.log(`${'sites'.padStart(6)} ${'params'.padStart(8)} ${'overhead s'.padStart(17)} ${'cpu s'.padStart(8)} ${'agg ms'.padStart(8)} ${'write ms'.padStart(8)} ${'wire'.padStart(8)} ${'agg MB/s'.padStart(9)} ${'RSS MB'.padStart(8)} ${'collect s'.padStart(9)}`);
-  console.log('-'.repeat(101));
+  console.log(`${'sites'.padStart(6)} ${'params'.padStart(8)} ${'overhead s'.padStart(17)} ${'cpu s'.padStart(8)} ${'agg ms'.padStart(8)} ${'write ms'.padStart(8)} ${'wire'.padStart(8)} ${'agg MB/s'.padStart(9)} ${'ref ms'.padStart(7)} ${'agg/ref'.padStart(8)} ${'RSS MB'.padStart(8)} ${'collect s'.padStart(9)}`);
+  console.log('-'.repeat(118));
   for (const r of rows) console.log(r);
   console.log(
     '\noverhead: last update accepted -> new version committed (wall time), and the coordinator\'s CPU time in it (cpu);' +
       '\nagg/write: aggregation with the optimizer step, and the checkpoint write (wall time);' +
       '\nwire: bytes read from the sockets while collecting, per update, over 4 x params; RSS: the coordinator process at its peak;' +
+      '\nref: one float64 accumulation pass over the same number of float32 updates, measured in this run; agg/ref: aggregation over it;' +
       '\ncollect: round start -> last update accepted (offers out, updates in), for context.',
   );
   console.log(`whole script: ${((performance.now() - started) / 1000).toFixed(1)} s; load average now ${loadavg().map((x) => x.toFixed(1)).join(" ")}`);
   if (json) console.log(JSON.stringify({ results }));
+}
+
+/**
+ * The reference for aggregation: one pass that adds n float32 vectors of `dim` values into a float64
+ * accumulator, best of three, in milliseconds. Vectors are reused from `pool` so that the pass reads memory.
+ */
+function referenceSumMs(pool: Float32Array[], n: number): number {
+  const dim = (pool[0] as Float32Array).length;
+  let best = Infinity;
+  for (let rep = 0; rep < 3; rep++) {
+    const acc = new Float64Array(dim);
+    const t0 = performance.now();
+    for (let i = 0; i < n; i++) {
+      const v = pool[i % pool.length] as Float32Array;
+      for (let j = 0; j < dim; j++) acc[j]! += v[j]!;
+    }
+    best = Math.min(best, performance.now() - t0);
+    if (!Number.isFinite(acc[0]!)) throw new Error('reference sum is not finite');
+  }
+  return best;
 }
 
 function round3(x: number): number {
