@@ -142,9 +142,7 @@ test(`kill -9 of the coordinator: ${profile.crashesPerPoint} times at each of ${
   refDone = runReference();
   // Unhandled until awaited in the comparison; a failure there must not crash the test process first.
   refDone.catch(() => undefined);
-  const t0 = Date.now();
   for (const [i, crash] of crashes.entries()) await crashOnce(crash, i);
-  const took = Date.now() - t0;
   for (const p of POINTS) {
     assert.equal(killed[p], profile.crashesPerPoint);
     const ms = restartMs[p];
@@ -156,7 +154,6 @@ test(`kill -9 of the coordinator: ${profile.crashesPerPoint} times at each of ${
       figures: ms.length > 0 ? `restart to ready (n=${ms.length}): median ${seconds(quantile(ms, 0.5))}, max ${seconds(Math.max(...ms))}` : 'restart measured in the restore race',
     });
   }
-  assert.ok(took > 0);
 });
 
 test('restore race: agents reconnecting while the coordinator restores are refused NOT_READY, then served; the interrupted round commits', { timeout: 240_000 }, async () => {
