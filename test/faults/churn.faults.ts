@@ -5,11 +5,10 @@
 // every attempt it started, how it ended and when.
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { sleep } from '../helpers/children.js';
+import { sleep, type Child, type LogLine } from '../helpers/children.js';
 import { Federation } from './helpers/federation.js';
 import { prng } from './helpers/fuzz.js';
 import { faultProfile } from './helpers/profile.js';
-import type { LogLine, Proc } from './helpers/proc.js';
 import { pct, quantile, recordRow, seconds } from './helpers/report.js';
 
 const profile = faultProfile();
@@ -23,7 +22,7 @@ const DROP = Math.ceil(0.3 * N);
 const SLACK_MS = 3000;
 
 let fed: Federation;
-let coordinator: Proc;
+let coordinator: Child;
 const rnd = prng(7_2026);
 const injected = { dropped: 0, killed: 0, restarted: 0, stopped: 0, partitions: 0 };
 
@@ -36,7 +35,7 @@ function shuffle<T>(xs: readonly T[]): T[] {
   return a;
 }
 
-const agent = (site: string): Proc => fed.agents.get(site) as Proc;
+const agent = (site: string): Child => fed.agents.get(site) as Child;
 const alive = (): string[] => SITES.filter((s) => agent(s).running);
 
 async function kill(site: string): Promise<void> {

@@ -10,10 +10,9 @@
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { ErrorCode } from '@fedmeta/shared';
-import { until } from '../helpers/children.js';
+import { until, type Child } from '../helpers/children.js';
 import { Federation, isMsg } from './helpers/federation.js';
 import { faultProfile } from './helpers/profile.js';
-import type { Proc } from './helpers/proc.js';
 import { quantile, recordRow, seconds } from './helpers/report.js';
 import { bytesOf, loadVersions, snapshotState, tempFiles, type StateSnapshot } from './helpers/state.js';
 
@@ -91,7 +90,7 @@ async function runReference(): Promise<void> {
 }
 
 /** Checks that a freshly restored coordinator holds exactly the state `snap` read from disk. */
-async function checkRestored(c: Proc, ready: Record<string, unknown>, snap: StateSnapshot): Promise<void> {
+async function checkRestored(c: Child, ready: Record<string, unknown>, snap: StateSnapshot): Promise<void> {
   assert.equal(ready['restored'], true, `${c.name} restored`);
   assert.equal(ready['version'], snap.version, `${c.name} restored the last committed version`);
   const s = await fed.status();
@@ -166,7 +165,7 @@ test('restore race: agents reconnecting while the coordinator restores are refus
   await checkRestored(c, ready, last);
   const held = c.logs.filter((l) => l['msg'] === 'connection refused' && l['code'] === ErrorCode.NOT_READY).length;
   const heldOff = SITES.filter((s) =>
-    (fed.agents.get(s) as Proc).logs.slice(from.get(s)).some((l) => l['code'] === ErrorCode.NOT_READY && isMsg('the coordinator refused this site')(l)),
+    (fed.agents.get(s) as Child).logs.slice(from.get(s)).some((l) => l['code'] === ErrorCode.NOT_READY && isMsg('the coordinator refused this site')(l)),
   );
   assert.ok(held >= SITES.length, `sites were held off while the state was restored (${held} refusals)`);
   assert.deepEqual(heldOff, SITES, 'every agent was told NOT_READY and kept retrying');

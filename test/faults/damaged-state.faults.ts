@@ -9,10 +9,9 @@ import { readdirSync, readFileSync, rmSync, truncateSync, writeFileSync } from '
 import { join } from 'node:path';
 import { ErrorCode, featureDim, initialOptimizerState, resolveSchema, schemaFingerprint } from '@fedmeta/shared';
 import { FileStateStore, digestState, initialCheckpoint, loadCoordinatorConfig, type Checkpoint } from '@fedmeta/coordinator';
-import { cleanEnv } from '../helpers/children.js';
+import { cleanEnv, type Child } from '../helpers/children.js';
 import { COORDINATOR_BIN, ROOT } from '../helpers/federation.js';
 import { Federation, isMsg } from './helpers/federation.js';
-import type { Proc } from './helpers/proc.js';
 import { recordRow } from './helpers/report.js';
 import { snapshotState, type StateSnapshot } from './helpers/state.js';
 
@@ -132,7 +131,7 @@ test('the coordinator process starts on the previous good checkpoint and says so
     ['checkpoints gone', emptied],
     ['site registry damaged', registry],
   ].map(([label, dir]) => fed.group.start(`coordinator (${label})`, coordinatorArgs(dir as string), { env: cleanEnv(), cwd: ROOT }));
-  const [c1, c2, c3, c4, c5] = procs as [Proc, Proc, Proc, Proc, Proc];
+  const [c1, c2, c3, c4, c5] = procs as [Child, Child, Child, Child, Child];
 
   for (const [c, what] of [
     [c1, 'truncated'],
@@ -146,7 +145,7 @@ test('the coordinator process starts on the previous good checkpoint and says so
     assert.match(said['msg'] as string, new RegExp(`FELL BACK to version ${LATEST - 1} .*version ${LATEST} `));
     c.signal('SIGTERM');
   }
-  const refusals: [Proc, RegExp, RegExp][] = [
+  const refusals: [Child, RegExp, RegExp][] = [
     [c3, /no checkpoint in .* verifies/, /restore the directory from a backup/],
     [c4, new RegExp(`held a federation, but its manifest records version ${LATEST} but no checkpoint file is left`), /restore the directory from a backup/],
     [c5, /the site registry .*sites\.fmst is damaged/, /restore it from a backup/],

@@ -15,10 +15,15 @@ export class Child {
   readonly proc: ChildProcess;
   /** stdout, line by line. */
   readonly out: string[] = [];
+  /**
+   * stdout lines that are JSON objects (pino's), parsed once as they arrive: a coordinator under churn or fuzzing
+   * logs thousands of lines, and waiting for one of them must not re-read all the others.
+   */
+  readonly logs: LogLine[] = [];
   /** stderr, line by line. */
   readonly err: string[] = [];
   readonly exited: Promise<ChildExit>;
-  private exit: ChildExit | null = null;
+  exit: ChildExit | null = null;
   private readonly listeners = new Set<() => void>();
 
   constructor(
@@ -28,17 +33,25 @@ export class Child {
     opts: { env: NodeJS.ProcessEnv; cwd: string },
   ) {
     this.proc = spawn(command, args, { cwd: opts.cwd, env: opts.env, stdio: ['ignore', 'pipe', 'pipe'], detached: true });
-    const take = (into: string[]) => (line: string) => {
-      into.push(line);
-      for (const l of this.listeners) l();
-    };
-    createInterface({ input: this.proc.stdout!, crlfDelay: Infinity }).on('line', take(this.out));
-    createInterface({ input: this.proc.stderr!, crlfDelay: Infinity }).on('line', take(this.err));
+    createInterface({ input: this.proc.stdout!, crlfDelay: Infinity }).on('line', (line) => {
+      this.out.push(line);
+      const v = parseLogLine(line);
+      if (v) this.logs.push(v);
+      this.wake();
+    });
+    createInterface({ input: this.proc.stderr!, crlfDelay: Infinity }).on('line', (line) => {
+      this.err.push(line);
+      this.wake();
+    });
     this.exited = new Promise((resolve) => {
       this.proc.once('exit', (code, signal) => {
         this.exit = { code, signal };
-        for (const l of this.listeners) l();
-        resolve(this.exit);
+        // Output still in the pipes arrives after 'exit'; 'close' would wait for it, but a SIGKILLed group
+        // member holding the pipe open could delay that forever. A short grace period is enough on loopback.
+        setTimeout(() => {
+          this.wake();
+          resolve(this.exit as ChildExit);
+        }, 50);
       });
     });
   }
@@ -51,28 +64,23 @@ export class Child {
     return this.exit === null;
   }
 
-  /** stdout lines that are JSON objects (pino's), parsed. */
-  logLines(): LogLine[] {
-    const out: LogLine[] = [];
-    for (const l of this.out) {
-      try {
-        const v = JSON.parse(l) as unknown;
-        if (typeof v === 'object' && v !== null) out.push(v as LogLine);
-      } catch {
-        // not a log line; the tests that care check this themselves
-      }
-    }
-    return out;
+  private wake(): void {
+    for (const l of this.listeners) l();
   }
 
-  /** Resolves with the first log line (already seen or to come) that matches; rejects on exit or timeout. */
-  waitForLog(match: (l: LogLine) => boolean, timeoutMs: number, what: string): Promise<LogLine> {
+  /** stdout lines that are JSON objects (pino's), parsed. */
+  logLines(): LogLine[] {
+    return this.logs;
+  }
+
+  /** Resolves with the first log line at index >= `from` (already seen or to come) that matches; rejects on exit or timeout. */
+  waitForLog(match: (l: LogLine) => boolean, timeoutMs: number, what: string, from = 0): Promise<LogLine> {
     return new Promise((resolve, reject) => {
-      let seen = 0;
+      let seen = from;
       const check = (): void => {
-        const lines = this.logLines();
-        for (; seen < lines.length; seen++) {
-          if (match(lines[seen] as LogLine)) return done(() => resolve(lines[seen] as LogLine));
+        for (; seen < this.logs.length; seen++) {
+          const line = this.logs[seen] as LogLine;
+          if (match(line)) return done(() => resolve(line));
         }
         if (this.exit !== null) done(() => reject(new Error(`${this.name} exited (${JSON.stringify(this.exit)}) before ${what}:\n${this.tail()}`)));
       };
@@ -87,6 +95,11 @@ export class Child {
     });
   }
 
+  /** Log lines whose msg starts with `prefix`. */
+  withMsg(prefix: string): LogLine[] {
+    return this.logs.filter((l) => typeof l['msg'] === 'string' && l['msg'].startsWith(prefix));
+  }
+
   /** A signal to the whole process group: the launcher and the program it runs. */
   signal(sig: NodeJS.Signals): void {
     if (!this.running) return;
@@ -98,7 +111,16 @@ export class Child {
   }
 
   tail(n = 15): string {
-    return [...this.out.slice(-n), ...this.err.slice(-n)].join('\n');
+    return [...this.out.slice(-n), ...this.err.slice(-n)].map((l) => l.slice(0, 400)).join('\n');
+  }
+}
+
+function parseLogLine(line: string): LogLine | null {
+  try {
+    const v = JSON.parse(line) as unknown;
+    return typeof v === 'object' && v !== null && !Array.isArray(v) ? (v as LogLine) : null;
+  } catch {
+    return null; // not a log line; the tests that care check this themselves
   }
 }
 
@@ -121,7 +143,11 @@ export class ChildGroup {
   }
 
   async killAll(): Promise<void> {
-    for (const c of this.children) c.signal('SIGKILL');
+    for (const c of this.children) {
+      // A stopped (SIGSTOP) process must be continued to die promptly on every kernel; SIGCONT costs nothing.
+      c.signal('SIGKILL');
+      c.signal('SIGCONT');
+    }
     await Promise.all(this.children.map((c) => c.exited));
     process.off('exit', this.onExit);
   }

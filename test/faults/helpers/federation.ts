@@ -5,9 +5,8 @@ import { cpSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { FileStateStore, addSite } from '@fedmeta/coordinator';
-import { cleanEnv, sleep, until } from '../../helpers/children.js';
+import { ChildGroup, cleanEnv, sleep, until, type Child, type LogLine } from '../../helpers/children.js';
 import { AdminClient, COORDINATOR_BIN, ROOT, writeJson, writeSiteFiles, type SiteFile, type Status } from '../../helpers/federation.js';
-import { ProcGroup, type LogLine, type Proc } from './proc.js';
 
 export const ADMIN_TOKEN = 'faults-admin-token-0123456789';
 export const AGENT_MAIN = join(ROOT, 'packages', 'site-agent', 'src', 'main.ts');
@@ -33,14 +32,14 @@ export interface FederationOptions {
 export const isMsg = (prefix: string) => (l: LogLine): boolean => typeof l['msg'] === 'string' && l['msg'].startsWith(prefix);
 
 export class Federation {
-  readonly group = new ProcGroup();
+  readonly group = new ChildGroup();
   readonly dir: string;
   readonly dataDir: string;
   readonly configFile: string;
   readonly siteFiles: SiteFile[];
   readonly tokens = new Map<string, string>();
-  readonly coordinators: Proc[] = [];
-  readonly agents = new Map<string, Proc>();
+  readonly coordinators: Child[] = [];
+  readonly agents = new Map<string, Child>();
   port = 0;
   admin!: AdminClient;
   private readonly agentLogLevel: string;
@@ -93,7 +92,7 @@ export class Federation {
     return f;
   }
 
-  get coordinator(): Proc {
+  get coordinator(): Child {
     const c = this.coordinators.at(-1);
     if (!c) throw new Error('no coordinator started');
     return c;
@@ -104,7 +103,7 @@ export class Federation {
   }
 
   /** Starts a coordinator on the data directory, on the port of the first one once that is known. */
-  startCoordinator(env: Record<string, string> = {}): Proc {
+  startCoordinator(env: Record<string, string> = {}): Child {
     const args = [COORDINATOR_BIN, 'serve', '--config', this.configFile];
     if (this.port !== 0) args.push('--server.port', String(this.port));
     const c = this.group.start(`coordinator#${this.coordinators.length + 1}`, args, { env: cleanEnv(env), cwd: ROOT });
@@ -113,7 +112,7 @@ export class Federation {
   }
 
   /** Waits for `c` to listen and restore; returns its 'coordinator ready' line. */
-  async ready(c: Proc, timeoutMs = 60_000): Promise<LogLine> {
+  async ready(c: Child, timeoutMs = 60_000): Promise<LogLine> {
     const listening = await c.waitForLog(isMsg('coordinator listening'), timeoutMs, 'its address');
     if (this.port === 0) {
       this.port = listening['port'] as number;
@@ -122,7 +121,7 @@ export class Federation {
     return c.waitForLog((l) => l['msg'] === 'coordinator ready', timeoutMs, 'the restored state');
   }
 
-  startAgent(site: string, extraConfig: Record<string, unknown> = {}): Proc {
+  startAgent(site: string, extraConfig: Record<string, unknown> = {}): Child {
     const file = this.siteFiles.find((s) => s.name === site);
     if (!file) throw new Error(`unknown site ${site}`);
     const config = writeJson(join(this.dir, `${site}.json`), {
