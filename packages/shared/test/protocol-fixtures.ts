@@ -3,6 +3,7 @@
 import { Packr } from 'msgpackr';
 import {
   PROTOCOL_VERSION,
+  createRng,
   isFedmetaError,
   type Message,
   type ModelSpec,
@@ -51,16 +52,10 @@ export function edgeVector(n: number, seed = 1): Float32Array {
   return v;
 }
 
-/** mulberry32: small, seeded, good enough to drive fuzzing reproducibly. */
+/** Uniform [0, 1) numbers from the project's seeded generator, for reproducible fixtures and fuzzing. */
 export function rng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
+  const r = createRng(seed);
+  return () => r.next();
 }
 
 export function sampleUpdate(overrides: Partial<UpdateMessage> = {}): UpdateMessage {

@@ -3,18 +3,12 @@
 // The msgpack is assembled by hand where a library would refuse to write it (lengths that lie, every extension
 // type, nesting deeper than any encoder goes, keys that name the prototype).
 import { Packr } from 'msgpackr';
-import { PROTOCOL_VERSION } from '@fedmeta/shared';
+import { PROTOCOL_VERSION, createRng } from '@fedmeta/shared';
 
-/** mulberry32: small, fast, seeded. */
+/** Uniform [0, 1) numbers from the project's seeded generator, so that a failure replays with its seed. */
 export function prng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
+  const r = createRng(seed);
+  return () => r.next();
 }
 
 // The same extensions the protocol codec uses, so that Float32Array travels as it does from an honest agent.
