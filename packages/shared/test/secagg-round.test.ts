@@ -90,7 +90,17 @@ test('SecAgg+ neighbourhoods: a random 8-regular graph over 30 sites, 20% dropou
   }
   assert.deepEqual(openSession(config).graph.neighbours(7), s.graph.neighbours(7), 'every party derives the same graph');
   const inputs = updates(30, 2048, 6);
-  const drop = new Map<number, SecAggDropPhase>([[3, 'mask'], [8, 'mask'], [14, 'mask'], [20, 'mask'], [25, 'mask'], [29, 'mask']]);
+  // The graph is random (drawn from the round id), so the dropouts are chosen on it: six sites (20%) such that
+  // every site still has at least t = 5 holders of its shares alive, the condition for the sum to be recoverable.
+  const dropped = new Set<number>();
+  const recoverable = (): boolean =>
+    Array.from({ length: 30 }, (_, i) => i + 1).every((u) => [u, ...s.graph.neighbours(u)].filter((v) => !dropped.has(v)).length >= 5);
+  for (let u = 1; u <= 30 && dropped.size < 6; u += 1) {
+    dropped.add(u);
+    if (!recoverable()) dropped.delete(u);
+  }
+  assert.equal(dropped.size, 6, 'six sites can drop out of an 8-regular graph of 30 with the sum still recoverable');
+  const drop = new Map<number, SecAggDropPhase>([...dropped].map((u) => [u, 'mask']));
   const { result } = simulateSecAggRound(config, { seeds: fed.seeds, inputs, drop });
   assert.equal(result.contributors.length, 24);
   assertSumMatches(config, result, inputs);
